@@ -1,0 +1,5 @@
+"""``python -m cnnkit``."""
+
+from .cli import exit_main
+
+exit_main()

@@ -1,0 +1,38 @@
+"""``cnnkit models``: the model registry as a table."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the models cnnkit can build")
+    p.add_argument("--filter", default="*", help="glob on the name, e.g. 'resnet*'")
+    p.add_argument("--family", help="only this family (lenet, resnet, ...)")
+    p.add_argument("--no-params", action="store_true", help="skip counting parameters (faster)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..models import count_params, create_model, list_models, model_entry
+
+    names = list_models(args.filter, family=args.family)
+    t = Table(show_header=True, header_style="bold")
+    for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "left"), ("description", "left")):
+        t.add_column(col, justify=just)
+    for n in names:
+        e = model_entry(n)
+        params = ""
+        if not args.no_params:
+            with torch.device("meta"):  # count without allocating or initialising weights
+                params = f"{count_params(create_model(n, num_classes=10 if e.default_input[1] < 64 else 1000)):,}"
+        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), e.description)
+    Console().print(t)
+    if not names:
+        print(f"no model matches {args.filter!r}")
+        return 1
+    return 0

@@ -1,0 +1,52 @@
+"""``cnnkit predict RUN_DIR IMAGE_OR_DIR...``: top-k classes with probabilities."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify image files or folders with a saved run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("paths", metavar="IMAGE_OR_DIR", nargs="+")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.device import select_device
+    from ..errors import ConfigError
+    from ..evaluate import predict_files
+    from ..run import load_run
+
+    if args.topk < 1:
+        raise ConfigError(f"--topk must be >= 1, got {args.topk}")
+    run_ = load_run(args.run_dir, device=select_device(args.device))
+    preds = predict_files(run_, args.paths, topk=args.topk)
+    failed = [p for p in preds if p.error]
+    if args.json:
+        print(json.dumps([{"path": p.path, "top": [{"class": c, "prob": round(v, 6)} for c, v in p.top],
+                           **({"error": p.error} if p.error else {})} for p in preds], indent=2))  # fmt: skip
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(show_header=True, header_style="bold")
+        t.add_column("image")
+        t.add_column("class")
+        t.add_column("prob", justify="right")
+        t.add_column(f"top-{args.topk}")
+        for p in preds:
+            if p.error:
+                t.add_row(p.path, "[red]unreadable[/red]", "", p.error)
+            else:
+                rest = ", ".join(f"{c} {v:.1%}" for c, v in p.top[1:])
+                t.add_row(p.path, p.top[0][0], f"{p.top[0][1]:.1%}", rest)
+        Console().print(t)
+    for p in failed:
+        print(f"warning: skipped {p.error}", file=sys.stderr)
+    return 1 if failed and len(failed) == len(preds) else 0

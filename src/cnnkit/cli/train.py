@@ -1,0 +1,58 @@
+"""``cnnkit train``: flags are generated from :class:`cnnkit.config.TrainConfig`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+
+from ..config import TrainConfig, field_type
+
+
+def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One flag per config field; defaults stay None so only given flags override the config file."""
+    for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        t = field_type(f)
+        default = f.default if f.default is not MISSING else f.default_factory()
+        help_ = f"{f.metadata['help']} (default: {default})"
+        if t is bool:
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif t is dict:
+            p.add_argument(flag, dest=f.name, default=None, metavar="YAML", help=help_ + ", e.g. '{hidden: [300, 100]}'")
+        else:
+            kind = {int: int, float: float}.get(t, str)
+            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_,
+                           choices=f.metadata.get("choices"))  # fmt: skip
+
+
+def given_overrides(args: argparse.Namespace) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model and record the run (default: LeNet-5 on scikit-learn's digits)",
+        description="Train a model. Every option can also be set in --config FILE.yaml; flags override the file.",
+    )
+    p.add_argument("--config", metavar="FILE", help="YAML file of options (keys as the flags, with _)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_config_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import train
+
+    over = given_overrides(args)
+    if args.resume:
+        result = train(resume=args.resume, quiet=args.quiet, **over)
+    else:
+        result = train(args.config, overwrite=args.overwrite, quiet=args.quiet, **over)
+    if args.quiet:
+        print(f"test accuracy {result.test.get('acc', float('nan')):.4f}  run {result.run_dir}")
+    return 0

@@ -1,0 +1,3 @@
+"""Imports every dataset source so it registers itself."""
+
+from . import digits  # noqa: F401

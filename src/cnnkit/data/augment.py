@@ -1,0 +1,143 @@
+"""Batched data augmentation applied to whole tensors on the training device.
+
+Why not torchvision.transforms.v2: its random transforms draw one set of parameters per call, so
+per-sample randomness needs a Python loop over images. Here every image in a batch gets its own
+random parameters in a handful of tensor ops (one ``grid_sample`` for all geometric changes), which
+keeps the hot loop free of per-sample Python (airbench's approach).
+
+Spec strings: ``"translate=2,rotate=10,scale=0.1,flip,erase=0.25,jitter=0.2,elastic=2"``;
+``"none"`` disables augmentation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, suggest
+
+
+@dataclass
+class Augment:
+    """Per-batch random augmentation; all values 0/False mean off."""
+
+    translate: float = 0.0  # max shift in pixels (random crop with zero padding)
+    rotate: float = 0.0  # max rotation in degrees
+    scale: float = 0.0  # max relative zoom (0.1: 0.9x .. 1.1x)
+    shear: float = 0.0  # max shear in degrees
+    flip: bool = False  # horizontal flip with probability 0.5
+    elastic: float = 0.0  # elastic distortion strength in pixels (LeNet-style distortions)
+    jitter: float = 0.0  # brightness/contrast jitter (relative)
+    erase: float = 0.0  # probability of erasing one random rectangle (random erasing)
+
+    @classmethod
+    def from_spec(cls, spec: str | None) -> Augment:
+        """Parse ``"translate=2,flip,..."``; raises ConfigError naming a bad item."""
+        a = cls()
+        if spec is None or spec.strip().lower() in ("", "none", "off"):
+            return a
+        names = {f.name: f for f in fields(cls)}
+        for item in spec.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, _, val = item.partition("=")
+            key = key.strip()
+            if key not in names:
+                raise ConfigError(f"--augment: unknown augmentation {key!r}", hint=suggest(key, names))
+            if names[key].type in (bool, "bool"):
+                setattr(a, key, val.strip().lower() not in ("0", "false", "off", "no") if val else True)
+                continue
+            try:
+                v = float(val) if val else 1.0
+            except ValueError:
+                raise ConfigError(f"--augment: {key} needs a number, got {val!r}") from None
+            if v < 0 or not math.isfinite(v):
+                raise ConfigError(f"--augment: {key} must be >= 0, got {v}")
+            setattr(a, key, v)
+        if a.erase > 1:
+            raise ConfigError(f"--augment: erase is a probability, got {a.erase}")
+        return a
+
+    def to_spec(self) -> str:
+        parts = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v:
+                parts.append(f.name if v is True else f"{f.name}={v:g}")
+        return ",".join(parts) or "none"
+
+    @property
+    def enabled(self) -> bool:
+        return self.to_spec() != "none"
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Augment a float batch ``N x C x H x W`` in [0, 1]; random numbers come from ``gen`` (CPU)."""
+        if not self.enabled:
+            return x
+        n, _, h, w = x.shape
+        dev = x.device
+
+        def rand(*shape: int) -> torch.Tensor:  # uniform [0, 1) drawn on CPU so results match across devices
+            return torch.rand(*shape, generator=gen).to(dev)
+
+        if self.translate or self.rotate or self.scale or self.shear or self.elastic:
+            x = self._geometric(x, rand)
+        if self.flip:
+            m = rand(n) < 0.5
+            x = torch.where(m.view(n, 1, 1, 1), x.flip(-1), x)
+        if self.jitter:
+            b = 1 + (rand(n, 1, 1, 1) * 2 - 1) * self.jitter
+            c = 1 + (rand(n, 1, 1, 1) * 2 - 1) * self.jitter
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = ((x - mean) * c + mean) * b
+            x = x.clamp(0, 1)
+        if self.erase:
+            x = self._erase(x, rand)
+        return x
+
+    def _geometric(self, x: torch.Tensor, rand) -> torch.Tensor:
+        n, _, h, w = x.shape
+        ang = (rand(n) * 2 - 1) * math.radians(self.rotate)
+        sh = (rand(n) * 2 - 1) * math.radians(self.shear)
+        s = 1 + (rand(n) * 2 - 1) * self.scale
+        # Translation in normalised coordinates: `translate` pixels of a side of w is 2*t/w.
+        tx = (rand(n) * 2 - 1) * self.translate * 2 / w
+        ty = (rand(n) * 2 - 1) * self.translate * 2 / h
+        cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+        theta = torch.stack(
+            [torch.stack([cos, -sin + torch.tan(sh) / s, tx], 1), torch.stack([sin, cos, ty], 1)], 1
+        )
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        if self.elastic:
+            # Smooth random displacement field (Simard et al. 2003), strength in pixels.
+            disp = rand(n, 2, h, w) * 2 - 1
+            k = max(3, int(min(h, w) / 4) | 1)
+            sigma = k / 4
+            r = torch.arange(k, device=x.device) - k // 2
+            g = torch.exp(-(r.float() ** 2) / (2 * sigma**2))
+            g = g / g.sum()
+            disp = F.conv2d(disp.reshape(-1, 1, h, w), g.view(1, 1, 1, k), padding=(0, k // 2))
+            disp = F.conv2d(disp, g.view(1, 1, k, 1), padding=(k // 2, 0)).reshape(n, 2, h, w)
+            disp = disp / disp.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+            scale = torch.tensor([2 / w, 2 / h], device=x.device).view(1, 2, 1, 1) * self.elastic
+            grid = grid + (disp * scale).permute(0, 2, 3, 1)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _erase(self, x: torch.Tensor, rand) -> torch.Tensor:
+        n, _, h, w = x.shape
+        area = 0.02 + rand(n) * 0.2  # fraction of the image erased
+        aspect = torch.exp((rand(n) * 2 - 1) * math.log(3))
+        eh = (area * h * w * aspect).sqrt().clamp(1, h)
+        ew = (area * h * w / aspect).sqrt().clamp(1, w)
+        y0 = rand(n) * (h - eh)
+        x0 = rand(n) * (w - ew)
+        ys = torch.arange(h, device=x.device).view(1, h, 1)
+        xs = torch.arange(w, device=x.device).view(1, 1, w)
+        box = (ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1))
+        box = box & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1))
+        box = box & (rand(n) < self.erase).view(n, 1, 1)
+        return x.masked_fill(box.unsqueeze(1), 0.0)

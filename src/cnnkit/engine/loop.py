@@ -1,0 +1,272 @@
+"""The training loop: epochs of mini-batch updates, validation, checkpoints, early stopping.
+
+One :class:`Trainer` owns a model, its optimiser and schedule. The loop is deliberately plain
+(nanoGPT-style): every step is visible here, and the few extension points (``callbacks`` and
+``train_mode``) are what fine-tuning needs without subclassing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader
+from ..errors import TrainingDiverged
+from ..run import RunDir, WeightsMeta, save_weights
+from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
+from .losses import build_loss
+from .optim import LRSchedule, build_optimizer, l1_penalty
+from .progress import Reporter
+
+
+class Callback(Protocol):
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None: ...
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the global RNG (dropout, ...) for one epoch, so a resumed epoch replays exactly."""
+    return (seed * 1_000_003 + epoch * 15_485_863 + 17) % (2**63 - 1)
+
+
+def _logits(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Main logits and auxiliary ones (GoogLeNet returns a tuple in training mode)."""
+    if isinstance(out, torch.Tensor):
+        return out, []
+    if isinstance(out, Sequence):
+        return out[0], [o for o in out[1:] if isinstance(o, torch.Tensor)]
+    raise TypeError(f"model returned {type(out).__name__}, expected a tensor")
+
+
+@torch.no_grad()
+def evaluate_loader(
+    model: nn.Module, loader: TensorLoader, loss_fn: nn.Module, amp: torch.dtype | None = None
+) -> dict[str, float]:
+    """Loss, top-1 and top-5 accuracy of ``model`` over ``loader`` (eval mode)."""
+    was = model.training
+    model.eval()
+    total, loss_sum, correct, correct5 = 0, 0.0, 0, 0
+    for x, y in loader:
+        with autocast(loader.device, amp):
+            out, _ = _logits(model(x))
+        out = out.float()
+        loss_sum += float(loss_fn(out, y)) * len(y)
+        correct += int((out.argmax(1) == y).sum())
+        k = min(5, out.shape[1])
+        correct5 += int((out.topk(k, 1).indices == y[:, None]).any(1).sum())
+        total += len(y)
+    model.train(was)
+    n = max(total, 1)
+    return {"loss": loss_sum / n, "acc": correct / n, "top5": correct5 / n, "n": total}
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must hold to continue exactly where training stopped."""
+
+    epoch: int = 0  # completed epochs
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_metric: float | None = None
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Fit ``model`` on ``data`` as ``cfg`` says, writing checkpoints into ``run`` (if given)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        data: DatasetSplits,
+        meta: WeightsMeta,
+        run: RunDir | None,
+        device: torch.device,
+        reporter: Reporter | None = None,
+        lr_mults: dict[str, float] | None = None,
+        callbacks: Sequence[Callback] = (),
+        train_mode: Callable[[nn.Module], None] | None = None,
+    ) -> None:
+        self.cfg, self.data, self.meta, self.run, self.device = cfg, data, meta, run, device
+        self.reporter = reporter or Reporter(enabled=False)
+        self.callbacks = list(callbacks)
+        self.train_mode = train_mode or (lambda m: m.train())
+        self.amp = amp_dtype(device, cfg.amp)
+        self.channels_last = use_channels_last(device, cfg.channels_last, model)
+        self.model = model.to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
+        self.eval_loss_fn = build_loss(cfg.loss)  # validation loss without label smoothing
+        rank, world = rank_and_world()
+        norm = Normalize(data.mean, data.std)
+        aug = Augment.from_spec(cfg.augment)
+        self.train_loader = TensorLoader(
+            data.train, cfg.batch_size, norm, shuffle=True, augment=aug, seed=cfg.seed, device=device,
+            rank=rank, world_size=world, channels_last=self.channels_last,
+        )  # fmt: skip
+        self.lr_mults = lr_mults
+        self.optimizer = build_optimizer(self.model, cfg, lr_mults)
+        self.schedule = LRSchedule(self.optimizer, cfg, len(self.train_loader))
+        # fp16 needs loss scaling to keep small gradients; bfloat16 does not.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+        self.state = TrainState()
+        self.monitor_min = cfg.monitor.endswith("loss")
+
+    # ------------------------------------------------------------------ helpers
+    def loader(self, split: ImageData, batch_size: int | None = None) -> TensorLoader:
+        norm = Normalize(self.data.mean, self.data.std)
+        return TensorLoader(split, batch_size or max(256, self.cfg.batch_size), norm, device=self.device,
+                            channels_last=self.channels_last)  # fmt: skip
+
+    def rebuild_optimizer(self, lr_mults: dict[str, float] | None = None) -> None:
+        """New optimiser over the currently trainable parameters (after unfreezing), same schedule."""
+        self.lr_mults = lr_mults if lr_mults is not None else self.lr_mults
+        self.optimizer = build_optimizer(self.model, self.cfg, self.lr_mults)
+        plateau = self.schedule.state_dict()
+        self.schedule = LRSchedule(self.optimizer, self.cfg, len(self.train_loader))
+        self.schedule.load_state_dict(plateau)
+
+    def _improved(self, value: float) -> bool:
+        b = self.state.best_metric
+        return b is None or (value < b if self.monitor_min else value > b)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "format": "cnnkit-checkpoint/1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad],
+            "epoch": s.epoch,
+            "history": s.history,
+            "best_epoch": s.best_epoch,
+            "best_metric": s.best_metric,
+            "bad_epochs": s.bad_epochs,
+            "stopped_early": s.stopped_early,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_checkpoint_state(self, ck: dict[str, Any]) -> None:
+        """Restore model, optimiser, schedule and counters from :meth:`checkpoint_state` output."""
+        self.model.load_state_dict(ck["model"])
+        names = set(ck.get("trainable", []))
+        if names:  # the trainable set decides the optimiser's parameter groups (fine-tuning phases)
+            for n, p in self.model.named_parameters():
+                p.requires_grad_(n in names)
+            self.rebuild_optimizer()
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.schedule.load_state_dict(ck["schedule"])
+        self.scaler.load_state_dict(ck["scaler"])
+        self.state = TrainState(
+            ck["epoch"], list(ck["history"]), ck["best_epoch"], ck["best_metric"], ck["bad_epochs"],
+            ck.get("stopped_early", False),
+        )  # fmt: skip
+        torch.set_rng_state(ck["torch_rng"])
+
+    def _save_weights(self, which: str, epoch: int, metric: float) -> None:
+        m = self.meta
+        m.epoch, m.metric = epoch, {"name": self.cfg.monitor, "value": metric}
+        save_weights(self.model, self.run.weights(which), m)
+
+    # ------------------------------------------------------------------ the loop
+    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        self.train_loader.set_epoch(epoch)
+        self.train_mode(model)
+        n_batches = len(self.train_loader)
+        self.reporter.start_epoch(epoch + 1, n_batches)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for b, (x, y) in enumerate(self.train_loader):
+            self.schedule.set_step(epoch * n_batches + b)
+            with autocast(self.device, self.amp):
+                out, aux = _logits(model(x))
+                loss = self.loss_fn(out.float(), y)
+                for a in aux:  # GoogLeNet's auxiliary classifiers, weighted 0.3 as in the paper
+                    loss = loss + 0.3 * self.loss_fn(a.float(), y)
+            if cfg.l1 > 0:
+                loss = loss + cfg.l1 * l1_penalty(model.parameters())
+            if not torch.isfinite(loss.detach()):
+                raise TrainingDiverged(
+                    f"the loss became {loss.detach().item()} at epoch {epoch + 1}, batch {b + 1}",
+                    hint=f"lower the learning rate (now --lr {cfg.lr:g}), e.g. --lr {cfg.lr / 10:g}; "
+                    "the last good checkpoint is kept in the run folder",
+                )
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                self.scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+            loss_sum += loss.detach() * len(y)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            self.reporter.advance()
+        return {"loss": float(loss_sum) / max(seen, 1), "acc": float(correct) / max(seen, 1)}
+
+    def fit(self) -> TrainState:
+        """Train from ``self.state.epoch`` to ``cfg.epochs`` (or until early stopping)."""
+        cfg, s = self.cfg, self.state
+        main = is_main_process()
+        val_loader = self.loader(self.data.val) if len(self.data.val) else None
+        self.reporter.header(cfg.epochs)
+        for row in s.history:
+            self.reporter.row(row, best=row["epoch"] == s.best_epoch)
+        while s.epoch < cfg.epochs and not s.stopped_early:
+            epoch = s.epoch
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            lr = self.schedule.factor(epoch * len(self.train_loader)) * self.schedule.base[0]
+            tr = self.train_one_epoch(epoch)
+            val = evaluate_loader(self.model, val_loader, self.eval_loss_fn, self.amp) if val_loader else None
+            seconds = self.reporter.end_epoch()
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": round(tr["loss"], 6),
+                "train_acc": round(tr["acc"], 6),
+                "val_loss": round(val["loss"], 6) if val else "",
+                "val_acc": round(val["acc"], 6) if val else "",
+                "lr": lr,
+                "time_s": round(seconds, 3),
+            }
+            metric = val["loss" if self.monitor_min else "acc"] if val else tr["loss"]
+            self.schedule.end_epoch(metric)
+            s.epoch = epoch + 1
+            s.history.append(row)
+            improved = self._improved(metric)
+            if improved:
+                s.best_metric, s.best_epoch, s.bad_epochs = metric, epoch + 1, 0
+            else:
+                s.bad_epochs += 1
+            if cfg.early_stopping and s.bad_epochs >= cfg.early_stopping:
+                s.stopped_early = True
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, row)
+            if main and self.run is not None:
+                # Order matters for resuming: weights first, then the checkpoint that points past
+                # them, then the metrics table (rebuilt from the checkpoint's history).
+                if improved:
+                    self._save_weights("best", epoch + 1, metric)
+                self._save_weights("last", epoch + 1, metric)
+                self.run.save_checkpoint(self.checkpoint_state())
+                self.run.write_metrics(s.history)
+            self.reporter.row(row, best=improved)
+            if s.stopped_early:
+                self.reporter.print(
+                    f"early stopping: {cfg.monitor} did not improve for {cfg.early_stopping} epochs "
+                    f"(best {s.best_metric:.4f} at epoch {s.best_epoch})"
+                )
+        return s
+

@@ -1,0 +1,222 @@
+"""``cnnkit.train``: config in, trained run folder out."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..config import TrainConfig
+from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..io import atomic_write_json, remove_stale_temps
+from ..models import count_params, create_model, model_entry
+from ..run import RunDir, WeightsMeta, read_weights
+from .device import is_main_process, select_device, set_determinism
+from .loop import Trainer, evaluate_loader
+from .progress import Reporter
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: where the run is and how it did."""
+
+    run_dir: Path
+    test: dict[str, float]
+    val: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.test["acc"]
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill in what ``auto``/``None`` stand for, so config.yaml records what actually ran."""
+    entry = model_entry(cfg.model) if ":" not in cfg.model else None
+    upd: dict[str, Any] = {}
+    if cfg.input_size is None:
+        upd["input_size"] = entry.default_input[1] if entry else 224
+    if cfg.augment == "auto":
+        d = dataset_entry(cfg.data)
+        upd["augment"] = d.default_augment if d else "translate=2,flip"
+    upd["augment"] = Augment.from_spec(upd.get("augment", cfg.augment)).to_spec()
+    if cfg.name is None:
+        upd["name"] = RunDir.new_name(cfg.model, cfg.data)
+    return cfg.replace(**upd)
+
+
+def load_data_for(cfg: TrainConfig) -> DatasetSplits:
+    """The dataset as a run's config describes it (same split, same size)."""
+    return load_dataset(
+        cfg.data, input_size=cfg.input_size, val_split=cfg.val_split, test_split=cfg.test_split,
+        seed=cfg.seed, root=cfg.data_root, download=cfg.download,
+    )  # fmt: skip
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+    import sklearn
+    import torchvision
+
+    return {
+        "cnnkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": torchvision.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__,
+        "safetensors": safetensors.__version__,
+    }  # fmt: skip
+
+
+def train(
+    config: TrainConfig | dict[str, Any] | str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a model and record the run; returns a :class:`TrainResult`.
+
+    ``config`` may be a :class:`TrainConfig`, a mapping or a YAML path; keyword ``overrides`` win
+    (``cnnkit.train(model="lenet5", epochs=5)``). ``resume=RUN_DIR`` continues an interrupted run from
+    its last checkpoint with the run's own config (``epochs`` may be raised to train longer).
+    """
+    t_start = time.perf_counter()
+    if resume is not None:
+        run = RunDir(resume)
+        if not run.config.is_file():
+            raise CheckpointError(f"{str(run.path)!r} is not a run folder (no config.yaml)", hint="pass the folder of the run to continue")
+        base = run.read_config()
+        allowed = {"epochs", "device", "amp", "workers", "data_root"}
+        bad = set(overrides) - allowed
+        if bad:
+            raise ConfigError(
+                f"--resume continues a run with its own config; cannot change {', '.join(sorted(bad))}",
+                hint="start a new run instead, or only change: " + ", ".join(sorted(allowed)),
+            )
+        cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run.config))
+    else:
+        if isinstance(config, TrainConfig):
+            base = config.to_dict()
+        elif isinstance(config, (str, Path)):
+            from ..config import load_yaml
+
+            base = load_yaml(config)
+        else:
+            base = dict(config or {})
+        cfg = resolve_config(TrainConfig.from_dict({**base, **overrides}))
+        run = RunDir(Path(cfg.runs_dir) / cfg.name)
+    main = is_main_process()
+    device = select_device(cfg.device)
+    set_determinism(cfg.deterministic, device)
+
+    # Data first: the model is built for the data's channels and class count.
+    t0 = time.perf_counter()
+    data = load_data_for(cfg)
+    t_data = time.perf_counter() - t0
+    torch.manual_seed(cfg.seed)  # same seed, same initial weights
+    c, h, w = data.image_shape
+    model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w), **cfg.model_args)
+    # The folder is made only once data and model are known to work: a rejected run leaves nothing.
+    if resume is None and main:
+        run.create(overwrite=overwrite)
+        cfg.to_yaml(run.config)
+        atomic_write_json(run.split, {"dataset": cfg.data, "classes": data.classes, **data.split_ids()})
+    elif resume is not None:
+        _check_split(run, data)
+        remove_stale_temps(run.path)
+    reporter = Reporter(enabled=main and not quiet, log=run.append_log if main else None)
+    meta = WeightsMeta(
+        model=cfg.model, model_args=cfg.model_args, num_classes=data.num_classes, classes=data.classes,
+        input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source="trained from scratch",
+    )  # fmt: skip
+    trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter)
+    if resume is not None:
+        ck = run.load_checkpoint()
+        trainer.load_checkpoint_state(ck)
+        reporter.print(f"resuming {run.path} after epoch {trainer.state.epoch}/{cfg.epochs}")
+    else:
+        n = count_params(model)
+        reporter.print(
+            f"training {cfg.model} ({n:,} parameters) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
+            f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
+        )
+    t_train0 = time.perf_counter()
+    try:
+        state = trainer.fit()
+    except TrainingDiverged as e:
+        if main:
+            reporter.print(f"stopped: {e.message}")
+            run.write_summary({"run": str(run.path), "status": "diverged", "error": e.message,
+                               "last_good_epoch": trainer.state.epoch, "versions": library_versions()})
+        raise
+    t_train = time.perf_counter() - t_train0
+
+    # Test with the best weights (the checkpoint chosen on validation, never on test).
+    best_path = run.weights("best")
+    if main and best_path.is_file():
+        trainer.model.load_state_dict(read_weights(best_path)[0])
+    test = evaluate_loader(trainer.model, trainer.loader(data.test), trainer.eval_loss_fn, trainer.amp) if len(data.test) else {}
+    val = evaluate_loader(trainer.model, trainer.loader(data.val), trainer.eval_loss_fn, trainer.amp) if len(data.val) else {}
+    prev = run.read_summary() if resume is not None else {}
+    summary = {
+        "run": str(run.path),
+        "status": "stopped early" if state.stopped_early else "finished",
+        "model": cfg.model,
+        "dataset": cfg.data,
+        "params": count_params(trainer.model),
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early,
+        "monitor": {"name": cfg.monitor, "best": state.best_metric},
+        "test": {k: v for k, v in test.items()},
+        "val": {k: v for k, v in val.items()},
+        "timing": {
+            "train_seconds": round(t_train + prev.get("timing", {}).get("train_seconds", 0.0), 3),
+            "data_seconds": round(t_data, 3),
+            "total_seconds": round(time.perf_counter() - t_start, 3),
+            "resumed": resume is not None or prev.get("timing", {}).get("resumed", False),
+        },
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "versions": library_versions(),
+    }
+    if main:
+        run.write_summary(summary)
+        _plot_curves(run, state.history)
+        if test:
+            reporter.print(
+                f"test accuracy {test['acc']:.2%} (top-5 {test['top5']:.2%}, loss {test['loss']:.4f}) "
+                f"with the best epoch {state.best_epoch}; training took {t_train:.1f} s"
+            )
+        reporter.print(f"run saved to {run.path}")
+    return TrainResult(run.path, test, val, state.best_epoch, state.epoch, state.stopped_early, state.history, summary)
+
+
+def _check_split(run: RunDir, data: DatasetSplits) -> None:
+    if not run.split.is_file():
+        return
+    saved = json.loads(run.split.read_text())
+    for s in ("train", "val", "test"):
+        if saved.get(s) != list(data.split(s).ids):
+            raise CheckpointError(
+                f"the {s} split of {data.name!r} differs from the one saved in {str(run.split)!r}",
+                hint="the dataset files changed since this run was trained",
+            )
+
+
+def _plot_curves(run: RunDir, history: list[dict[str, Any]]) -> None:
+    from ..evaluate.plots import plot_curves
+
+    if history:
+        plot_curves(history, run.curves, title=run.path.name)

@@ -1,0 +1,87 @@
+"""Predict classes of image files with a saved run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..run import LoadedRun
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """Read an image file as uint8 ``C x H x W`` at ``size`` (EXIF orientation applied).
+
+    Raises :class:`DataError` naming the file when it cannot be decoded.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.clip(a / max(a.max(), 1) * 255, 0, 255).astype(np.uint8))
+            im = im.convert("L" if channels == 1 else "RGB")
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"image {str(p)!r} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"cannot read image {str(p)!r}: {e}", hint="is it a valid image file?") from None
+    t = torch.from_numpy(arr.copy())
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+
+
+def collect_images(paths: list[str | Path]) -> list[Path]:
+    """Files given directly, plus image files found recursively in given folders (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                          and not any(part.startswith(".") for part in f.relative_to(p).parts))  # fmt: skip
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class, probability), best first
+    error: str | None = None
+
+
+def predict_files(run: LoadedRun, paths: list[str | Path], topk: int = 5, batch_size: int = 128) -> list[Prediction]:
+    """Top-k classes for each image; unreadable files get an ``error`` instead of stopping the batch."""
+    from .runner import predict_logits
+
+    files = collect_images(paths)
+    if not files:
+        raise DataError("no images found in " + ", ".join(map(str, paths)))
+    c, h, w = run.meta.input_size
+    k = max(1, min(topk, len(run.classes)))
+    preds: list[Prediction | None] = [None] * len(files)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        imgs, where = [], []
+        for i, f in enumerate(chunk):
+            try:
+                imgs.append(read_image(f, c, (h, w)))
+                where.append(start + i)
+            except DataError as e:
+                preds[start + i] = Prediction(str(f), [], e.message)
+        if imgs:
+            probs = predict_logits(run, torch.stack(imgs)).softmax(1)
+            pv, pi = probs.topk(k, 1)
+            for j, idx in enumerate(where):
+                preds[idx] = Prediction(
+                    str(files[idx]), [(run.classes[int(c_)], float(p)) for p, c_ in zip(pv[j], pi[j], strict=True)]
+                )
+    return [p for p in preds if p is not None]

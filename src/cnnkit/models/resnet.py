@@ -1,0 +1,298 @@
+"""Residual networks (He et al. 2015/2016) and squeeze-and-excitation ResNets (Hu et al. 2017).
+
+A residual block learns a correction F(x) added to its input, ``y = relu(F(x) + x)``: the shortcut lets
+the gradient reach early layers unchanged, which is what made 100+ layer networks trainable.
+
+* ``resnet18/34/50/101/152``: ImageNet ResNets with torchvision's names (state dicts load as they are).
+  Below 64 px (or ``small_input=True``) the 7x7 stride-2 stem and its max-pool become one 3x3 stride-1
+  convolution, the usual CIFAR adaptation.
+* ``preact_resnet18/34/50``: pre-activation blocks (BN -> ReLU -> conv), identity shortcuts end to end,
+  with a final BN + ReLU before pooling.
+* ``resnet20/32/44/56/110``: the paper's CIFAR networks: a 3x3 conv with 16 channels, three stages of
+  n = (depth - 2) / 6 basic blocks at 16/32/64 channels, global pooling, one FC layer. ``shortcut="A"``
+  (default, as in the paper's CIFAR experiments) subsamples and zero-pads when the shape changes; ``"B"``
+  uses 1x1 projection convolutions.
+* ``se_resnet18/34/50``: a squeeze-and-excitation gate on every residual branch (reduction 16).
+
+``dilation=True`` replaces the strides of the last two stages with dilated convolutions (output
+stride 8 instead of 32, same parameters), useful for dense prediction and small images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .base import Classifier
+from .layers import (
+    BasicBlock,
+    Bottleneck,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ShortcutA,
+    conv1x1,
+    default_norm,
+    is_small,
+    projection,
+)
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+Block = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
+
+
+class ResNet(Classifier):
+    """Stem, stages ``layer1..layerN`` of residual blocks, global average pool, ``fc``."""
+
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem: str = "imagenet",
+        shortcut: str = "B",
+        se_reduction: int | None = None,
+        dilation: Sequence[bool] = (),
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if shortcut not in ("A", "B"):
+            raise ModelError(f"shortcut must be 'A' (zero-padding identity) or 'B' (projection), got {shortcut!r}")
+        self.preact = block in (PreActBasicBlock, PreActBottleneck)
+        stem_width = widths[0] if stem != "cifar" else 16
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_chans, stem_width, 7, 2, 3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(3, 2, 1)
+        else:  # "small" (CIFAR-style ImageNet ResNet) and "cifar" (the paper's CIFAR ResNets)
+            self.conv1 = nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.relu = nn.ReLU(inplace=True)
+        dilation = list(dilation) + [False] * (len(layers) - 1 - len(dilation))
+        self._in, self._dilation = stem_width, 1
+        self.stages: list[str] = []
+        for i, (n, w) in enumerate(zip(layers, widths, strict=True)):
+            stride, dilate = (1, False) if i == 0 else (2, dilation[i - 1])
+            name = f"layer{i + 1}"
+            setattr(self, name, self._make_stage(block, w, n, stride, dilate, shortcut, se_reduction))
+            self.stages.append(name)
+        self.num_features = self._in
+        if self.preact:
+            # Pre-activation blocks end on a convolution: normalise and rectify before pooling.
+            self.final_bn = nn.BatchNorm2d(self._in)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(self._in, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual and not self.preact:
+            # Each block starts as the identity (Goyal et al. 2017).
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
+
+    def _make_stage(self, block: Block, planes: int, n: int, stride: int, dilate: bool, shortcut: str,
+                    se_reduction: int | None) -> nn.Sequential:
+        prev_dilation = self._dilation
+        if dilate:
+            self._dilation *= stride
+            stride = 1
+        out = planes * block.expansion
+        downsample = None
+        if stride != 1 or self._in != out:
+            if shortcut == "A":
+                downsample = ShortcutA(self._in, out, stride)
+            elif self.preact:  # the input is already normalised: a bare 1x1 convolution
+                downsample = nn.Sequential(conv1x1(self._in, out, stride))
+            else:
+                downsample = projection(self._in, out, stride)
+        blocks = [block(self._in, planes, stride, downsample, prev_dilation, se_reduction)]
+        self._in = out
+        blocks += [block(out, planes, 1, None, self._dilation, se_reduction) for _ in range(1, n)]
+        return nn.Sequential(*blocks)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        if self.preact:
+            x = self.relu(self.final_bn(x))
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
+
+_DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ...]]] = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+_PREACT = {BasicBlock: PreActBasicBlock, Bottleneck: PreActBottleneck}
+
+
+def _imagenet_resnet(name: str, depth: int, num_classes: int, in_chans: int, input_size: tuple[int, int],
+                     small_input: bool | None, preact: bool = False, se_reduction: int | None = None,
+                     dilation: bool = False, zero_init_residual: bool = False) -> ResNet:
+    block, layers = _DEPTHS[depth]
+    model = ResNet(
+        _PREACT[block] if preact else block, layers, num_classes, in_chans,
+        stem="small" if is_small(input_size, small_input) else "imagenet",
+        se_reduction=se_reduction, dilation=(False, True, True) if dilation else (),
+        zero_init_residual=zero_init_residual,
+    )  # fmt: skip
+    mean, std = default_norm(in_chans, IMAGENET_MEAN, IMAGENET_STD)
+    model.info = ModelInfo(name, "resnet", (in_chans, *input_size), num_classes, mean, std, "fc")
+    return model
+
+
+def _cifar_resnet(name: str, depth: int, num_classes: int, in_chans: int, input_size: tuple[int, int],
+                  shortcut: str) -> ResNet:
+    n = (depth - 2) // 6
+    model = ResNet(BasicBlock, (n, n, n), num_classes, in_chans, widths=(16, 32, 64), stem="cifar",
+                   shortcut=shortcut)
+    mean, std = default_norm(in_chans, CIFAR_MEAN, CIFAR_STD)
+    model.info = ModelInfo(name, "resnet", (in_chans, *input_size), num_classes, mean, std, "fc")
+    return model
+
+
+# ---- ImageNet ResNets (torchvision layout at >= 64 px) ----
+
+
+@register_model("resnet", (3, 224, 224))
+def resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
+             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """ResNet-18: basic blocks (2, 2, 2, 2), 11.7M parameters."""
+    return _imagenet_resnet("resnet18", 18, num_classes, in_chans, input_size, small_input,
+                            dilation=dilation, zero_init_residual=zero_init_residual)
+
+
+@register_model("resnet", (3, 224, 224))
+def resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
+             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """ResNet-34: basic blocks (3, 4, 6, 3), 21.8M parameters."""
+    return _imagenet_resnet("resnet34", 34, num_classes, in_chans, input_size, small_input,
+                            dilation=dilation, zero_init_residual=zero_init_residual)
+
+
+@register_model("resnet", (3, 224, 224))
+def resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
+             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """ResNet-50: bottleneck blocks (3, 4, 6, 3), 25.6M parameters."""
+    return _imagenet_resnet("resnet50", 50, num_classes, in_chans, input_size, small_input,
+                            dilation=dilation, zero_init_residual=zero_init_residual)
+
+
+@register_model("resnet", (3, 224, 224))
+def resnet101(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
+              zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """ResNet-101: bottleneck blocks (3, 4, 23, 3), 44.5M parameters."""
+    return _imagenet_resnet("resnet101", 101, num_classes, in_chans, input_size, small_input,
+                            dilation=dilation, zero_init_residual=zero_init_residual)
+
+
+@register_model("resnet", (3, 224, 224))
+def resnet152(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
+              zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """ResNet-152: bottleneck blocks (3, 8, 36, 3), 60.2M parameters."""
+    return _imagenet_resnet("resnet152", 152, num_classes, in_chans, input_size, small_input,
+                            dilation=dilation, zero_init_residual=zero_init_residual)
+
+
+# ---- pre-activation ResNets ----
+
+
+@register_model("resnet", (3, 224, 224))
+def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+                    small_input: bool | None = None) -> ResNet:
+    """Pre-activation ResNet-18 (BN -> ReLU -> conv blocks, He et al. 2016)."""
+    return _imagenet_resnet("preact_resnet18", 18, num_classes, in_chans, input_size, small_input, preact=True)
+
+
+@register_model("resnet", (3, 224, 224))
+def preact_resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+                    small_input: bool | None = None) -> ResNet:
+    """Pre-activation ResNet-34."""
+    return _imagenet_resnet("preact_resnet34", 34, num_classes, in_chans, input_size, small_input, preact=True)
+
+
+@register_model("resnet", (3, 224, 224))
+def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+                    small_input: bool | None = None) -> ResNet:
+    """Pre-activation ResNet-50 (bottleneck blocks)."""
+    return _imagenet_resnet("preact_resnet50", 50, num_classes, in_chans, input_size, small_input, preact=True)
+
+
+# ---- the paper's CIFAR ResNets (6n + 2 layers) ----
+
+
+@register_model("resnet", (3, 32, 32))
+def resnet20(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-20: 3 stages x 3 basic blocks at 16/32/64 channels, 0.27M parameters."""
+    return _cifar_resnet("resnet20", 20, num_classes, in_chans, input_size, shortcut)
+
+
+@register_model("resnet", (3, 32, 32))
+def resnet32(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-32: 3 stages x 5 basic blocks, 0.46M parameters."""
+    return _cifar_resnet("resnet32", 32, num_classes, in_chans, input_size, shortcut)
+
+
+@register_model("resnet", (3, 32, 32))
+def resnet44(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-44: 3 stages x 7 basic blocks, 0.66M parameters."""
+    return _cifar_resnet("resnet44", 44, num_classes, in_chans, input_size, shortcut)
+
+
+@register_model("resnet", (3, 32, 32))
+def resnet56(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-56: 3 stages x 9 basic blocks, 0.85M parameters."""
+    return _cifar_resnet("resnet56", 56, num_classes, in_chans, input_size, shortcut)
+
+
+@register_model("resnet", (3, 32, 32))
+def resnet110(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
+    """CIFAR ResNet-110: 3 stages x 18 basic blocks, 1.7M parameters."""
+    return _cifar_resnet("resnet110", 110, num_classes, in_chans, input_size, shortcut)
+
+
+# ---- squeeze-and-excitation ResNets ----
+
+
+@register_model("resnet", (3, 224, 224))
+def se_resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
+                small_input: bool | None = None) -> ResNet:
+    """SE-ResNet-18: ResNet-18 with a squeeze-and-excitation gate in every block."""
+    return _imagenet_resnet("se_resnet18", 18, num_classes, in_chans, input_size, small_input,
+                            se_reduction=reduction)
+
+
+@register_model("resnet", (3, 224, 224))
+def se_resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
+                small_input: bool | None = None) -> ResNet:
+    """SE-ResNet-34."""
+    return _imagenet_resnet("se_resnet34", 34, num_classes, in_chans, input_size, small_input,
+                            se_reduction=reduction)
+
+
+@register_model("resnet", (3, 224, 224))
+def se_resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
+                small_input: bool | None = None) -> ResNet:
+    """SE-ResNet-50 (28.1M parameters, the ILSVRC 2017 winner's building block)."""
+    return _imagenet_resnet("se_resnet50", 50, num_classes, in_chans, input_size, small_input,
+                            se_reduction=reduction)
