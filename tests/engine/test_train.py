@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import cnnkit
-from cnnkit.run import read_weights
+from cnnkit.run import RunDir, read_weights
 
 
 def _metric_columns(path):
@@ -25,7 +25,7 @@ def test_default_run_folder_is_complete(trained_run):
     cfg = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert cfg["model"] == "lenet5" and cfg["data"] == "digits" and cfg["input_size"] == 32
     assert cfg["augment"] != "auto"  # resolved, not a placeholder
-    rows = list(csv.DictReader(open(trained_run / "metrics.csv")))
+    rows = RunDir(trained_run).read_metrics()
     assert len(rows) == cfg["epochs"]
     assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time_s"}
     side = json.loads((trained_run / "best.json").read_text())
@@ -42,7 +42,7 @@ def test_default_run_folder_is_complete(trained_run):
 
 
 def test_best_weights_are_the_recorded_best_epoch(trained_run):
-    rows = list(csv.DictReader(open(trained_run / "metrics.csv")))
+    rows = RunDir(trained_run).read_metrics()
     side = json.loads((trained_run / "best.json").read_text())
     best = min(rows, key=lambda r: float(r["val_loss"]))
     assert side["epoch"] == int(best["epoch"])

@@ -3,7 +3,14 @@
 from .augment import Augment
 from .base import DatasetSplits, ImageData
 from .loader import TensorLoader
-from .registry import RawDataset, dataset_entry, list_datasets, load_dataset, register_dataset, register_prefix
+from .registry import (
+    RawDataset,
+    dataset_entry,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+    register_prefix,
+)
 from .transforms import Normalize, channel_stats, resize_uint8
 
 __all__ = [

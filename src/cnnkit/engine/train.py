@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import __version__
 from ..config import TrainConfig
@@ -19,7 +21,7 @@ from ..io import atomic_write_json, remove_stale_temps
 from ..models import count_params, create_model, model_entry
 from ..run import RunDir, WeightsMeta, read_weights
 from .device import is_main_process, select_device, set_determinism
-from .loop import Trainer, evaluate_loader
+from .loop import Callback, Trainer, evaluate_loader
 from .progress import Reporter
 
 
@@ -83,6 +85,11 @@ def train(
     resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module] | None = None,
+    callbacks: Sequence[Callback] = (),
+    lr_mults: dict[str, float] | None = None,
+    train_mode: Callable[[nn.Module], None] | None = None,
+    source: str = "trained from scratch",
     **overrides: Any,
 ) -> TrainResult:
     """Train a model and record the run; returns a :class:`TrainResult`.
@@ -90,6 +97,11 @@ def train(
     ``config`` may be a :class:`TrainConfig`, a mapping or a YAML path; keyword ``overrides`` win
     (``cnnkit.train(model="lenet5", epochs=5)``). ``resume=RUN_DIR`` continues an interrupted run from
     its last checkpoint with the run's own config (``epochs`` may be raised to train longer).
+
+    Extension points used by fine-tuning (:mod:`cnnkit.transfer`): ``model_fn(cfg, data)`` builds the
+    model instead of ``create_model`` (e.g. pretrained weights, new head, frozen layers);
+    ``callbacks``, ``lr_mults`` and ``train_mode`` go to :class:`~cnnkit.engine.loop.Trainer`;
+    ``source`` is recorded in the weights' sidecar.
     """
     t_start = time.perf_counter()
     if resume is not None:
@@ -126,7 +138,10 @@ def train(
     t_data = time.perf_counter() - t0
     torch.manual_seed(cfg.seed)  # same seed, same initial weights
     c, h, w = data.image_shape
-    model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w), **cfg.model_args)
+    if model_fn is not None:
+        model = model_fn(cfg, data)
+    else:
+        model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w), **cfg.model_args)
     # The folder is made only once data and model are known to work: a rejected run leaves nothing.
     if resume is None and main:
         run.create(overwrite=overwrite)
@@ -138,17 +153,19 @@ def train(
     reporter = Reporter(enabled=main and not quiet, log=run.append_log if main else None)
     meta = WeightsMeta(
         model=cfg.model, model_args=cfg.model_args, num_classes=data.num_classes, classes=data.classes,
-        input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source="trained from scratch",
+        input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source=source,
     )  # fmt: skip
-    trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter)
+    trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter, lr_mults=lr_mults,
+                      callbacks=callbacks, train_mode=train_mode)  # fmt: skip
     if resume is not None:
         ck = run.load_checkpoint()
         trainer.load_checkpoint_state(ck)
         reporter.print(f"resuming {run.path} after epoch {trainer.state.epoch}/{cfg.epochs}")
     else:
-        n = count_params(model)
+        n, nt = count_params(model), count_params(model, trainable_only=True)
+        frozen = f", {n - nt:,} frozen" if nt < n else ""
         reporter.print(
-            f"training {cfg.model} ({n:,} parameters) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
+            f"training {cfg.model} ({n:,} parameters{frozen}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
     t_train0 = time.perf_counter()
