@@ -16,7 +16,6 @@ import argparse
 import time
 
 import numpy as np
-
 from scipy import ndimage
 
 from cnnkit.classic.filters import BOUNDARY_TO_SCIPY, correlate, gaussian, separate
@@ -43,16 +42,22 @@ def main() -> None:
     rng = np.random.default_rng(0)
     image = rng.random((args.size, args.size))
     print(f"image {args.size}x{args.size} float64, boundary {args.boundary!r}, best of {args.repeats} runs")
-    print(f"{'kernel':>8} {'2-D (ms)':>10} {'separable (ms)':>15} {'speed-up':>9} {'max |diff|':>11} {'scipy 2-D (ms)':>15}")
+    print(
+        f"{'kernel':>8} {'2-D (ms)':>10} {'separable (ms)':>15} {'speed-up':>9} {'max |diff|':>11} {'scipy 2-D (ms)':>15}"
+    )
     for n in args.kernel_sizes:
         k = gaussian(sigma=n / 6, size=n)
         assert separate(k) is not None, "a Gaussian kernel is rank 1"
         full = correlate(image, k, boundary=args.boundary, separable=False)
         sep = correlate(image, k, boundary=args.boundary, separable=True)
-        t2d = best_time(lambda k=k: correlate(image, k, boundary=args.boundary, separable=False), args.repeats)
-        tsep = best_time(lambda k=k: correlate(image, k, boundary=args.boundary, separable=True), args.repeats)
+        t2d = best_time(
+            lambda k=k: correlate(image, k, boundary=args.boundary, separable=False), args.repeats
+        )
+        tsep = best_time(
+            lambda k=k: correlate(image, k, boundary=args.boundary, separable=True), args.repeats
+        )
         mode = BOUNDARY_TO_SCIPY[args.boundary]
-        tsc = best_time(lambda k=k: ndimage.correlate(image, k, mode=mode), args.repeats)
+        tsc = best_time(lambda k=k, mode=mode: ndimage.correlate(image, k, mode=mode), args.repeats)
         print(
             f"{n:>4}x{n:<3} {t2d * 1e3:>10.2f} {tsep * 1e3:>15.2f} {t2d / tsep:>8.1f}x "
             f"{np.abs(full - sep).max():>11.1e} {tsc * 1e3:>15.2f}"

@@ -65,8 +65,9 @@ def stratified_indices(
             continue
         size = max(1, round(frac * n))
         strat = labels[rest]
+        classes, counts = np.unique(strat, return_counts=True)
         # sklearn can stratify only with >= 2 images per class and one test slot per class.
-        if np.bincount(strat).min(initial=0) < 2 or size < len(np.unique(strat)):
+        if counts.min() < 2 or size < len(classes):
             strat = None
         rest, part = train_test_split(rest, test_size=size, random_state=seed + k, stratify=strat)
         parts.append(np.sort(part))
@@ -99,8 +100,12 @@ def load_classic_dataset(
     else:
         raise DataError(f"unknown dataset {spec!r}", hint=suggest(spec, DATASETS))
     tr, va, te = stratified_indices(labels, val_split, test_split, seed)
-    info["split"] = f"stratified {1 - val_split - test_split:.0%}/{val_split:.0%}/{test_split:.0%}, seed {seed}"
-    return ClassicSplit(spec, classes, images[tr], labels[tr], images[va], labels[va], images[te], labels[te], info)
+    info["split"] = (
+        f"stratified {1 - val_split - test_split:.0%}/{val_split:.0%}/{test_split:.0%}, seed {seed}"
+    )
+    return ClassicSplit(
+        spec, classes, images[tr], labels[tr], images[va], labels[va], images[te], labels[te], info
+    )
 
 
 def read_image(path: str | Path, color: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -116,7 +121,9 @@ def read_image(path: str | Path, color: bool = False, size: tuple[int, int] | No
     except FileNotFoundError:
         raise DataError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise DataError(f"cannot read image {path}: {e}", hint="use a PNG, JPEG, BMP, GIF or TIFF file") from None
+        raise DataError(
+            f"cannot read image {path}: {e}", hint="use a PNG, JPEG, BMP, GIF or TIFF file"
+        ) from None
 
 
 def _load_folder(
@@ -124,9 +131,13 @@ def _load_folder(
 ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise DataError(f"dataset folder not found: {root!r}", hint="use folder:PATH with one sub-folder per class")
+        raise DataError(
+            f"dataset folder not found: {root!r}", hint="use folder:PATH with one sub-folder per class"
+        )
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {c: sorted(f for f in (path / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes}
+    files = {
+        c: sorted(f for f in (path / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes
+    }
     classes = [c for c in classes if files[c]]
     if len(classes) < 2:
         raise DataError(

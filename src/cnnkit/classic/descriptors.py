@@ -89,8 +89,14 @@ def hog_features(image: np.ndarray, cells: int = 4, orientations: int = 9, block
 
     g = _gray(image)
     ppc = (max(1, g.shape[0] // cells), max(1, g.shape[1] // cells))
-    return hog(g, orientations=orientations, pixels_per_cell=ppc, cells_per_block=(block, block),
-               block_norm="L2-Hys", feature_vector=True)  # fmt: skip
+    return hog(
+        g,
+        orientations=orientations,
+        pixels_per_cell=ppc,
+        cells_per_block=(block, block),
+        block_norm="L2-Hys",
+        feature_vector=True,
+    )
 
 
 def lbp_features(image: np.ndarray, points: int = 8, radius: float = 1.0, grid: int = 2) -> np.ndarray:
@@ -215,9 +221,13 @@ def run_baseline(
     if features not in FEATURES:
         raise ConfigError(f"unknown features {features!r}", hint=suggest(features, FEATURES))
     model = make_classifier(classifier, seed)
-    split = data if isinstance(data, ClassicSplit) else load_classic_dataset(
-        data, seed=seed, val_split=val_split, test_split=test_split, image_size=image_size
-    )  # fmt: skip
+    split = (
+        data
+        if isinstance(data, ClassicSplit)
+        else load_classic_dataset(
+            data, seed=seed, val_split=val_split, test_split=test_split, image_size=image_size
+        )
+    )
     t0 = time.perf_counter()
     x_train = extract_features(split.x_trainval, features)
     x_test = extract_features(split.x_test, features)
@@ -226,5 +236,14 @@ def run_baseline(
     t2 = time.perf_counter()
     accuracy = float((model.predict(x_test) == split.y_test).mean())
     return BaselineResult(
-        split.name, features, classifier, seed, accuracy, x_train.shape[1], len(x_train), len(x_test), t1 - t0, t2 - t1
+        split.name,
+        features,
+        classifier,
+        seed,
+        accuracy,
+        x_train.shape[1],
+        len(x_train),
+        len(x_test),
+        t1 - t0,
+        t2 - t1,
     )

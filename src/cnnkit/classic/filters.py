@@ -75,8 +75,8 @@ def gaussian(sigma: float = 1.0, size: int | None = None) -> np.ndarray:
     ``size`` defaults to ``2 * ceil(3 sigma) + 1`` so the truncation drops < 0.3% of the mass.
     """
     sigma = _positive_float(sigma, "gaussian sigma")
-    k, l = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
-    g = np.exp(-(k**2 + l**2) / (2 * sigma**2))
+    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
+    g = np.exp(-(dk**2 + dl**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -122,9 +122,9 @@ def gabor(theta: float = 0.0, freq: float = 0.25, sigma: float = 2.0, size: int 
     of period ``1 / freq`` pixels. ``size`` defaults to ``2 * ceil(3 sigma) + 1``.
     """
     sigma = _positive_float(sigma, "gabor sigma")
-    k, l = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
-    envelope = np.exp(-(k**2 + l**2) / (2 * sigma**2))
-    return envelope * np.cos(2 * np.pi * freq * (k * np.cos(theta) + l * np.sin(theta)))
+    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
+    envelope = np.exp(-(dk**2 + dl**2) / (2 * sigma**2))
+    return envelope * np.cos(2 * np.pi * freq * (dk * np.cos(theta) + dl * np.sin(theta)))
 
 
 def oriented_gaussian(
@@ -137,9 +137,9 @@ def oriented_gaussian(
     """
     sigma_u = _positive_float(sigma_u, "oriented_gaussian sigma_u")
     sigma_v = _positive_float(sigma_v, "oriented_gaussian sigma_v")
-    k, l = _grid(size if size is not None else 2 * math.ceil(3 * max(sigma_u, sigma_v)) + 1)
-    u = k * np.cos(theta) + l * np.sin(theta)
-    v = -k * np.sin(theta) + l * np.cos(theta)
+    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * max(sigma_u, sigma_v)) + 1)
+    u = dk * np.cos(theta) + dl * np.sin(theta)
+    v = -dk * np.sin(theta) + dl * np.cos(theta)
     g = np.exp(-(u**2) / (2 * sigma_u**2) - v**2 / (2 * sigma_v**2))
     return g / g.sum()
 
@@ -234,8 +234,9 @@ def convolve(
 ) -> np.ndarray:
     """Convolution ``a[i, j] = sum_{k,l} nu[k, l] x[i - k, j - l]``: correlation with the flipped kernel.
 
-    Same arguments as :func:`correlate`. Unlike correlation, convolution is commutative and
-    associative, which is what makes separable filtering ``x * (h1 * h2) = (x * h1) * h2`` work.
+    Same arguments as :func:`correlate`. Unlike correlation (lecture: only for Hermitian
+    signals), convolution is commutative and associative, so a kernel ``h = h1 * h2`` can be
+    applied as ``(x * h1) * h2``; a rank-1 kernel ``outer(col, row)`` is the simplest such case.
     """
     return _filter(image, np.asarray(kernel), boundary, mode, stride, dilation, separable, flip=True)
 
@@ -294,7 +295,9 @@ def _filter(
     return _slide(tmp, row[None, :], (1, s[1]), (1, d[1]))
 
 
-def _slide(xp: np.ndarray, kernel: np.ndarray, stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+def _slide(
+    xp: np.ndarray, kernel: np.ndarray, stride: tuple[int, int], dilation: tuple[int, int]
+) -> np.ndarray:
     """'valid' cross-correlation of an already padded image, vectorised.
 
     ``sliding_window_view`` is a zero-copy strided view ``(Ho, Wo, [C,] kh, kw)`` of every window;
@@ -364,13 +367,19 @@ BANK: list[tuple[str, str, dict[str, Any]]] = [
     ("sharpen", "sharpen", {}),
     ("gabor theta=0 f=0.15", "gabor", {"theta": 0.0, "freq": 0.15, "sigma": 3.0}),
     ("gabor theta=pi/2 f=0.15", "gabor", {"theta": np.pi / 2, "freq": 0.15, "sigma": 3.0}),
-    ("oriented gaussian theta=pi/4", "oriented_gaussian", {"theta": np.pi / 4, "sigma_u": 4.0, "sigma_v": 1.0}),
+    (
+        "oriented gaussian theta=pi/4",
+        "oriented_gaussian",
+        {"theta": np.pi / 4, "sigma_u": 4.0, "sigma_v": 1.0},
+    ),
 ]
 
 
 def filter_bank(image: np.ndarray, boundary: str = "mirror") -> dict[str, np.ndarray]:
     """Responses of every lecture filter (:data:`BANK`) plus pooled edge magnitudes, by title."""
-    out = {title: correlate(image, get_kernel(name, **params), boundary=boundary) for title, name, params in BANK}
+    out = {
+        title: correlate(image, get_kernel(name, **params), boundary=boundary) for title, name, params in BANK
+    }
     out["edges: sobel, l2 pooling"] = edge_magnitude(image, "sobel", "l2", boundary)
     out["edges: prewitt, max pooling"] = edge_magnitude(image, "prewitt", "max", boundary)
     return out
@@ -400,7 +409,9 @@ def save_image(path: str, response: np.ndarray) -> tuple[int, ...]:
     return arr.shape
 
 
-def save_filter_bank(image: np.ndarray, path: str, boundary: str = "mirror", cols: int = 4, dpi: int = 100) -> tuple[int, int]:
+def save_filter_bank(
+    image: np.ndarray, path: str, boundary: str = "mirror", cols: int = 4, dpi: int = 100
+) -> tuple[int, int]:
     """One labelled panel per filter response (with its colour bar) in a grid PNG; returns (W, H) pixels.
 
     The first panel is the input image. Uses matplotlib's non-interactive Agg canvas (no display).
@@ -418,8 +429,12 @@ def save_filter_bank(image: np.ndarray, path: str, boundary: str = "mirror", col
     fig = Figure(figsize=(4.0 * cols, 3.6 * rows), dpi=dpi)
     FigureCanvasAgg(fig)
     # Fixed margins instead of a layout engine: constrained layout measured ~3 s on 16 panels.
-    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={"left": 0.01, "right": 0.97, "bottom": 0.02,
-                        "top": 0.95, "wspace": 0.15, "hspace": 0.2}).ravel()  # fmt: skip
+    axes = fig.subplots(
+        rows,
+        cols,
+        squeeze=False,
+        gridspec_kw={"left": 0.01, "right": 0.97, "bottom": 0.02, "top": 0.95, "wspace": 0.15, "hspace": 0.2},
+    ).ravel()
     for ax, (title, resp) in zip(axes, panels.items(), strict=False):
         im = ax.imshow(resp, cmap="gray")
         ax.set_title(title, fontsize=10)
@@ -549,7 +564,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column offsets ``(k, l)`` of a ``size x size`` kernel, measured from its centre."""
+    """Row and column offsets (the lecture's ``k``, ``l``) of a ``size x size`` kernel, from its centre."""
     size = _positive_int(size, "kernel size")
     r = np.arange(size) - size // 2
     return np.meshgrid(r, r, indexing="ij")

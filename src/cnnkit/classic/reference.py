@@ -30,12 +30,16 @@ Pair = int | tuple[int, int]
 
 def _pair(v: Pair, what: str, minimum: int = 1) -> tuple[int, int]:
     t = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(t) != 2 or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < minimum for a in t):
+    if len(t) != 2 or any(
+        isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < minimum for a in t
+    ):
         raise ConfigError(f"{what} must be an int >= {minimum} or a pair of them, got {v!r}")
     return int(t[0]), int(t[1])
 
 
-def _windows(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> np.ndarray:
+def _windows(
+    xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
+) -> np.ndarray:
     """Zero-copy view ``(N, C, Ho, Wo, kh, kw)`` of every (strided, dilated) window of ``xp``.
 
     This is im2col without the copy: ``win[n, c, i, j, a, b] = xp[n, c, i*s + a*d, j*s + b*d]``.
@@ -138,7 +142,9 @@ class Conv2d(Layer):
         fan_in = in_channels * kh * kw
         rng = np.random.default_rng(seed)
         # He initialisation, std sqrt(2 / fan_in): keeps the variance of ReLU activations constant.
-        self.params["weight"] = rng.normal(0.0, np.sqrt(2.0 / fan_in), (out_channels, in_channels, kh, kw)).astype(dtype)
+        self.params["weight"] = rng.normal(
+            0.0, np.sqrt(2.0 / fan_in), (out_channels, in_channels, kh, kw)
+        ).astype(dtype)
         if bias:
             self.params["bias"] = np.zeros(out_channels, dtype=dtype)
 
@@ -181,17 +187,27 @@ class Conv2d(Layer):
 class Linear(Layer):
     """Fully connected layer ``a = W h + b`` (``x @ W.T + b`` on a batch of row vectors)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, seed: int | None = 0,
-                 dtype: Any = np.float64) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        seed: int | None = 0,
+        dtype: Any = np.float64,
+    ) -> None:
         super().__init__()
         rng = np.random.default_rng(seed)
-        self.params["weight"] = rng.normal(0.0, np.sqrt(2.0 / in_features), (out_features, in_features)).astype(dtype)
+        self.params["weight"] = rng.normal(
+            0.0, np.sqrt(2.0 / in_features), (out_features, in_features)
+        ).astype(dtype)
         if bias:
             self.params["bias"] = np.zeros(out_features, dtype=dtype)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.params["weight"].shape[1]:
-            raise DataError(f"Linear expects input of shape (N, {self.params['weight'].shape[1]}), got {x.shape}")
+            raise DataError(
+                f"Linear expects input of shape (N, {self.params['weight'].shape[1]}), got {x.shape}"
+            )
         self._x = x
         out = x @ self.params["weight"].T
         return out + self.params["bias"] if "bias" in self.params else out
@@ -228,6 +244,8 @@ class _Pool(Layer):
 
     def _pad(self, x: np.ndarray, value: float) -> np.ndarray:
         _check_nchw(x, None, type(self).__name__)
+        if not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(np.float64)  # -inf padding and averages need floats
         ph, pw = self.padding
         self._x_shape = x.shape
         return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
@@ -285,7 +303,9 @@ class LpPool2d(_Pool):
     usual non-negative, post-ReLU inputs). Note ``torch.nn.LPPool2d`` omits the ``1 / z^2``.
     """
 
-    def __init__(self, p: float = 2.0, kernel_size: Pair = 2, stride: Pair | None = None, padding: Pair = 0) -> None:
+    def __init__(
+        self, p: float = 2.0, kernel_size: Pair = 2, stride: Pair | None = None, padding: Pair = 0
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         if not p > 0:
             raise ConfigError(f"LpPool2d needs p > 0, got {p!r}")
@@ -419,7 +439,9 @@ class BatchNorm(Layer):
     stat`` (the unbiased variance, as PyTorch). Evaluation normalises with the running statistics.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float64) -> None:
+    def __init__(
+        self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float64
+    ) -> None:
         super().__init__()
         self.eps, self.momentum = float(eps), float(momentum)
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
@@ -460,7 +482,9 @@ class BatchNorm(Layer):
         # Chain rule through mu_B and sigma_B^2 (both depend on every x_i of the batch):
         # dx = (1/sigma) (dxhat - mean(dxhat) - x_hat * mean(dxhat * x_hat)).
         return self._inv_std * (
-            dxhat - dxhat.mean(axis=axes, keepdims=True) - self._xhat * (dxhat * self._xhat).mean(axis=axes, keepdims=True)
+            dxhat
+            - dxhat.mean(axis=axes, keepdims=True)
+            - self._xhat * (dxhat * self._xhat).mean(axis=axes, keepdims=True)
         )
 
 
@@ -472,9 +496,13 @@ class BatchNorm(Layer):
 def _check_scores(scores: np.ndarray, target: np.ndarray, who: str) -> np.ndarray:
     target = np.asarray(target)
     if scores.ndim != 2 or target.shape != (scores.shape[0],):
-        raise DataError(f"{who} expects scores (N, K) and integer targets (N,), got {scores.shape} and {target.shape}")
+        raise DataError(
+            f"{who} expects scores (N, K) and integer targets (N,), got {scores.shape} and {target.shape}"
+        )
     if target.min() < 0 or target.max() >= scores.shape[1]:
-        raise DataError(f"{who}: targets must lie in [0, {scores.shape[1] - 1}], got {target.min()}..{target.max()}")
+        raise DataError(
+            f"{who}: targets must lie in [0, {scores.shape[1] - 1}], got {target.min()}..{target.max()}"
+        )
     return target.astype(np.int64)
 
 
@@ -533,15 +561,18 @@ class MulticlassHinge(Layer):
 # ----------------------------------------------------------------------------------------------
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, atol: float = 1e-6) -> float:
     """``max |a - n| / max(max|a|, max|n|)``: the worst error relative to the gradient's scale.
 
     Entry-wise ratios ``|a_i - n_i| / (|a_i| + |n_i|)`` blow up on entries that are zero up to
     rounding (common in sums such as conv gradients), so the error is normalised by the largest
-    entry instead; a wrong formula still shows up as an error of order 1.
+    entry instead; a wrong formula still shows up as an error of order 1. A gradient that is zero
+    up to ``atol`` everywhere (e.g. a conv bias followed by BatchNorm, which removes any shift)
+    is compared in absolute terms: there the finite differences only measure rounding noise.
     """
     scale = max(float(np.abs(analytic).max(initial=0.0)), float(np.abs(numeric).max(initial=0.0)))
-    return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max(initial=0.0) / scale)
+    err = float(np.abs(analytic - numeric).max(initial=0.0))
+    return err / scale if scale >= atol else err
 
 
 def gradient_check(
@@ -661,7 +692,7 @@ class NumpyCNN(Sequential):
         h, w = input_size
         super().__init__(
             [
-                Conv2d(in_channels, c1, 3, padding=1, seed=seed),
+                Conv2d(in_channels, c1, 3, padding=1, bias=False, seed=seed),  # BN's beta is the bias
                 BatchNorm(c1),
                 ReLU(),
                 MaxPool2d(2),
@@ -679,7 +710,9 @@ class NumpyCNN(Sequential):
         mode = self.training
         self.eval()
         try:
-            return np.concatenate([self.forward(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+            return np.concatenate(
+                [self.forward(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+            )
         finally:
             self.train(mode)
 
@@ -691,7 +724,9 @@ class SGD:
     that smooths the noisy mini-batch gradients.
     """
 
-    def __init__(self, model: Layer, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self, model: Layer, lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0
+    ) -> None:
         if not lr > 0 or not 0 <= momentum < 1 or weight_decay < 0:
             raise ConfigError(f"bad SGD settings lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         self.model, self.lr, self.momentum, self.weight_decay = model, lr, momentum, weight_decay
@@ -740,7 +775,9 @@ def train_numpy_cnn(
     x_train = np.asarray(x_train, dtype=np.float64)
     y_train = np.asarray(y_train, dtype=np.int64)
     if x_train.ndim != 4 or len(x_train) != len(y_train):
-        raise DataError(f"train_numpy_cnn expects images (N, C, H, W) and labels (N,), got {x_train.shape}, {y_train.shape}")
+        raise DataError(
+            f"train_numpy_cnn expects images (N, C, H, W) and labels (N,), got {x_train.shape}, {y_train.shape}"
+        )
     if model is None:
         model = NumpyCNN(int(y_train.max()) + 1, x_train.shape[1], x_train.shape[2:], seed=seed)  # type: ignore[arg-type]
     loss_fn = SoftmaxCrossEntropy()
@@ -751,7 +788,9 @@ def train_numpy_cnn(
     # The matrix products here are tiny: BLAS threads only add synchronisation (measured 3-10x
     # slower on a busy 2-core machine), so run them single-threaded.
     with threadpool_limits(1, user_api="blas"):
-        _train_epochs(model, loss_fn, opt, rng, result, x_train, y_train, x_val, y_val, epochs, batch_size, verbose)
+        _train_epochs(
+            model, loss_fn, opt, rng, result, x_train, y_train, x_val, y_val, epochs, batch_size, verbose
+        )
     result.seconds = time.perf_counter() - t0
     model.eval()
     return result
@@ -790,4 +829,6 @@ def _train_epochs(
             result.val_acc.append(float((model.predict(np.asarray(x_val, dtype=np.float64)) == y_val).mean()))
         if verbose:
             val = f"  val acc {result.val_acc[-1]:.4f}" if result.val_acc else ""
-            print(f"epoch {epoch + 1:2d}  loss {result.train_loss[-1]:.4f}  train acc {result.train_acc[-1]:.4f}{val}")
+            print(
+                f"epoch {epoch + 1:2d}  loss {result.train_loss[-1]:.4f}  train acc {result.train_acc[-1]:.4f}{val}"
+            )

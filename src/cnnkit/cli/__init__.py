@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "predict",
     "models",
     "datasets",
+    "classic",
 ]
 
 

@@ -21,13 +21,25 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("image", help="input image (any format PIL reads)")
     p.add_argument("--kernel", default="sobel_x", help=f"kernel name: {', '.join(KERNELS)} (default sobel_x)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="kernel parameter, repeatable, e.g. -p sigma=2 -p size=9")  # fmt: skip
-    p.add_argument("--boundary", default="zero", help=f"boundary condition: {', '.join(BOUNDARY_TO_NUMPY)} (default zero)")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="kernel parameter, repeatable, e.g. -p sigma=2 -p size=9",
+    )
+    p.add_argument(
+        "--boundary",
+        default="zero",
+        help=f"boundary condition: {', '.join(BOUNDARY_TO_NUMPY)} (default zero)",
+    )
     p.add_argument("--mode", default="same", help=f"output size: {', '.join(MODES)} (default same)")
     p.add_argument("--stride", type=int, default=1, help="keep one output pixel every S (default 1)")
     p.add_argument("--dilation", type=int, default=1, help="spacing of the kernel taps (default 1)")
-    p.add_argument("--convolve", action="store_true", help="convolve (flip the kernel) instead of cross-correlate")
+    p.add_argument(
+        "--convolve", action="store_true", help="convolve (flip the kernel) instead of cross-correlate"
+    )
     p.add_argument("--color", action="store_true", help="filter each RGB channel (default: grayscale)")
     p.add_argument("-o", "--output", help="output PNG (default: <image>_<kernel>.png in the current folder)")
     p.set_defaults(func=run_filter)
@@ -41,7 +53,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("image", help="input image (any format PIL reads)")
     p.add_argument("-o", "--output", default="filter_bank.png", help="output PNG (default filter_bank.png)")
     p.add_argument("--boundary", default="mirror", help="boundary condition (default mirror)")
-    p.add_argument("--max-size", type=int, default=256, help="shrink the image so its longer side is at most this")
+    p.add_argument(
+        "--max-size", type=int, default=256, help="shrink the image so its longer side is at most this"
+    )
     p.set_defaults(func=run_filter_bank)
 
     p = subparsers.add_parser(
@@ -52,7 +66,9 @@ def register(subparsers: Any) -> None:
         "as a CNN trained with the same seed).",
     )
     p.add_argument("--data", default="digits", help="digits or folder:PATH (one sub-folder per class)")
-    p.add_argument("--features", default="hog", help="hog, lbp, pixels, colorhist or two-colors (default hog)")
+    p.add_argument(
+        "--features", default="hog", help="hog, lbp, pixels, colorhist or two-colors (default hog)"
+    )
     p.add_argument("--classifier", default="svm", help="svm, linear-svm, logreg or knn (default svm)")
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--test-split", type=float, default=0.15, help="test fraction (default 0.15)")
@@ -83,7 +99,9 @@ def run_filter(args: argparse.Namespace) -> int:
     kernel = get_kernel(args.kernel, **_params(args.param))  # validate before reading the image
     image = read_image(args.image, color=args.color)
     op = convolve if args.convolve else correlate
-    out = op(image, kernel, boundary=args.boundary, mode=args.mode, stride=args.stride, dilation=args.dilation)
+    out = op(
+        image, kernel, boundary=args.boundary, mode=args.mode, stride=args.stride, dilation=args.dilation
+    )
     path = args.output or f"{Path(args.image).stem}_{args.kernel}.png"
     shape = save_image(path, out)
     print(f"wrote {path} ({' x '.join(map(str, shape))}, {args.kernel}, {args.boundary}/{args.mode})")
@@ -99,7 +117,9 @@ def run_filter_bank(args: argparse.Namespace) -> int:
         from skimage.transform import resize
 
         f = args.max_size / max(image.shape)
-        image = resize(image, (max(1, round(image.shape[0] * f)), max(1, round(image.shape[1] * f))), anti_aliasing=True)
+        image = resize(
+            image, (max(1, round(image.shape[0] * f)), max(1, round(image.shape[1] * f))), anti_aliasing=True
+        )
     w, h = save_filter_bank(image, args.output, boundary=args.boundary)
     print(f"wrote {args.output} ({w} x {h} pixels)")
     return 0
@@ -108,7 +128,13 @@ def run_filter_bank(args: argparse.Namespace) -> int:
 def run_baseline_cmd(args: argparse.Namespace) -> int:
     from ..classic.descriptors import run_baseline
 
-    result = run_baseline(args.data, args.features, args.classifier, seed=args.seed, test_split=args.test_split,
-                          image_size=args.image_size)  # fmt: skip
+    result = run_baseline(
+        args.data,
+        args.features,
+        args.classifier,
+        seed=args.seed,
+        test_split=args.test_split,
+        image_size=args.image_size,
+    )
     print(result)
     return 0

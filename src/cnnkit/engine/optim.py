@@ -71,7 +71,9 @@ class LRSchedule:
         self.step_size, self.gamma = cfg.step_size, cfg.gamma
         self.patience = cfg.plateau_patience
         self.mode = "min" if cfg.monitor.endswith("loss") else "max"
-        self.base = [g["lr"] for g in optimizer.param_groups]
+        # Like torch's schedulers, remember each group's starting rate so a schedule rebuilt on the
+        # same optimiser (resume, unfreezing) does not compound decays.
+        self.base = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
         # plateau state
         self.plateau_factor = 1.0
         self.best: float | None = None
