@@ -1,4 +1,4 @@
-"""``cnnkit eval RUN_DIR``: metrics of a saved run on its recorded split."""
+"""``cnnkit eval RUN_DIR``: metrics, figures and an HTML report of a saved run on its recorded split."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a saved run on its test split")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a saved run on its test split (metrics, figures, report.html)",
+        description="Evaluate a run's best weights: top-1/top-5, per-class precision/recall/specificity/F1, "
+        "confusion matrix, PR curves and mAP, ROC-AUC, log loss, calibration, top losses, accuracy per "
+        "parameter and per MAC. Written to RUN_DIR/eval/<split>[-variant]/ with report.html.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.add_argument("--data", help="evaluate on another dataset with the same classes")
+    p.add_argument("--tta", choices=("flip", "crops"), help="test-time augmentation: average over mirror images "
+                   "(flip) or AlexNet's ten crops (crops)")  # fmt: skip
+    p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", default=[],
+                   help="more runs whose probabilities are averaged with RUN_DIR's (same classes)")  # fmt: skip
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
@@ -19,11 +30,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate_run
 
-    m = evaluate_run(args.run_dir, split=args.split, data=args.data, device=args.device)
+    m = evaluate_run(args.run_dir, split=args.split, data=args.data, device=args.device, tta=args.tta,
+                     ensemble=args.ensemble, report=not args.no_report)  # fmt: skip
     if args.json:
         print(json.dumps(m, indent=2))
-    else:
-        print(f"{args.split}: {m['n']} images  accuracy {m['acc']:.2%}  top-5 {m['top5']:.2%}  "
-              f"error {m['error']:.2%}  loss {m['loss']:.4f}")  # fmt: skip
-        print(f"written to {args.run_dir}/eval/{args.split}/metrics.json")
+        return 0
+
+    def f(v: float | None, pct: bool = False) -> str:
+        return "n/a" if v is None else f"{v:.2%}" if pct else f"{v:.4f}"
+
+    what = args.split + (f", TTA {args.tta} ({m['views']} views)" if args.tta else "")
+    what += f", ensemble of {len(args.ensemble) + 1} runs" if args.ensemble else ""
+    print(f"{what}: {m['n']} images  accuracy {f(m['acc'], True)}  top-5 {f(m['top5'], True)}  "
+          f"error {f(m['error'], True)}  loss {f(m['loss'])}")  # fmt: skip
+    print(f"macro precision {f(m['macro']['precision'])}  recall {f(m['macro']['recall'])}  "
+          f"specificity {f(m['macro']['specificity'])}  F1 {f(m['macro']['f1'])}")  # fmt: skip
+    print(f"mAP {f(m['map'])}  ROC-AUC {f(m['roc_auc'])}  ECE {f(m['ece'])}")
+    print(f"{m['params']:,} parameters, {m['macs']:,} MACs per image: accuracy {m['acc_per_mparam'] or 0:.3f} "
+          f"per million parameters, {m['acc_per_gmac'] or 0:.1f} per GMAC")  # fmt: skip
+    if m["most_confused"]:
+        print("most confused: " + ", ".join(f"{r['true']}->{r['pred']} ({r['count']})" for r in m["most_confused"][:5]))
+    print(f"written to {m['out_dir']}/" + ("" if args.no_report else "  (open report.html)"))
     return 0

@@ -12,7 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("paths", metavar="IMAGE_OR_DIR", nargs="+")
     p.add_argument("--topk", type=int, default=5, help="how many classes to show (default 5)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "crops"),
+                   help="average over test-time views: flip (default when given) or crops (AlexNet's ten)")  # fmt: skip
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="print CSV: path, class_1, prob_1, ..., error")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(func=run)
 
@@ -26,11 +30,20 @@ def run(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise ConfigError(f"--topk must be >= 1, got {args.topk}")
     run_ = load_run(args.run_dir, device=select_device(args.device))
-    preds = predict_files(run_, args.paths, topk=args.topk)
+    preds = predict_files(run_, args.paths, topk=args.topk, tta=args.tta)
     failed = [p for p in preds if p.error]
     if args.json:
         print(json.dumps([{"path": p.path, "top": [{"class": c, "prob": round(v, 6)} for c, v in p.top],
                            **({"error": p.error} if p.error else {})} for p in preds], indent=2))  # fmt: skip
+    elif args.csv:
+        import csv
+
+        k = max((len(p.top) for p in preds), default=0)
+        w = csv.writer(sys.stdout)
+        w.writerow(["path"] + [f"{h}_{i}" for i in range(1, k + 1) for h in ("class", "prob")] + ["error"])
+        for p in preds:
+            cells = [x for c, v in p.top for x in (c, f"{v:.6f}")]
+            w.writerow([p.path, *cells, *[""] * (2 * k - len(cells)), p.error or ""])
     else:
         from rich.console import Console
         from rich.table import Table

@@ -1,6 +1,24 @@
-"""Evaluation: metrics, prediction, reports and plots."""
+"""Evaluation: metrics, prediction (TTA, ensembles), reports, plots and run comparison."""
 
+from .compare import compare_runs
+from .complexity import count_macs, layer_table, model_cost
 from .predict import Prediction, collect_images, predict_files, read_image
 from .runner import evaluate_run, predict_logits, run_data
+from .tta import ensemble_probs, predict_probs, tta_views
 
-__all__ = ["Prediction", "collect_images", "evaluate_run", "predict_files", "predict_logits", "read_image", "run_data"]
+__all__ = [
+    "Prediction",
+    "collect_images",
+    "compare_runs",
+    "count_macs",
+    "ensemble_probs",
+    "evaluate_run",
+    "layer_table",
+    "model_cost",
+    "predict_files",
+    "predict_logits",
+    "predict_probs",
+    "read_image",
+    "run_data",
+    "tta_views",
+]

@@ -36,3 +36,172 @@ def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "") -
     atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
     return Path(path)
+
+
+# --- evaluation figures -------------------------------------------------------------------------
+# Each takes plain arrays (no run or model), so tests and notebooks can call them directly.
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    from ..io import atomic_write
+
+    # No "Software" text chunk: the PNG holds pixels only (and the report no foreign URL).
+    atomic_write(path, lambda p: fig.savefig(p, format="png", metadata={"Software": None}))
+    plt.close(fig)
+    return Path(path)
+
+
+def _tick_font(k: int) -> float:
+    return 9 if k <= 12 else 7 if k <= 30 else 5 if k <= 60 else 3
+
+
+def plot_confusion(cm: Any, classes: list[str], path: str | Path, title: str = "") -> Path:
+    """Confusion matrix as counts and row-normalised (recall per true class), side by side."""
+    import numpy as np
+
+    cm = np.asarray(cm)
+    k = len(classes)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+    side = min(max(4.5, 0.45 * k), 14)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2.5, side + 1), dpi=110)
+    for ax, mat, name, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "row-normalised (recall)", ".2f")):
+        im = ax.imshow(mat, cmap="Blues", vmin=0, vmax=None if fmt == "d" else 1, interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cb.set_label("images" if fmt == "d" else "fraction of the true class")
+        ax.set_xticks(range(k), classes, rotation=90 if k > 12 else 45, ha="center" if k > 12 else "right",
+                      fontsize=_tick_font(k))  # fmt: skip
+        ax.set_yticks(range(k), classes, fontsize=_tick_font(k))
+        ax.set(xlabel="predicted class", ylabel="true class", title=f"Confusion matrix: {name}")
+        if k <= 20:  # numbers in the cells while they stay legible
+            hi = mat.max() if mat.size else 0
+            for i in range(k):
+                for j in range(k):
+                    if mat[i, j]:
+                        ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7 if k > 12 else 8,
+                                color="white" if mat[i, j] > 0.6 * hi else "black")  # fmt: skip
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_pr_curves(curves: list[tuple[Any, Any]], ap: list[float], classes: list[str], path: str | Path,
+                   title: str = "") -> Path:  # fmt: skip
+    """One-vs-rest precision-recall curve of every class, AP in the legend, mAP in the title."""
+    import numpy as np
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(7.5, 6), dpi=110)
+    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20")
+    labelled = set(range(k)) if k <= 20 else set(np.argsort(np.nan_to_num(ap, nan=2.0))[:8].tolist())
+    for c, (precision, recall) in enumerate(curves):
+        if len(recall) == 0 or np.isnan(recall).all():
+            continue
+        # Start the step curve at recall 0 with the first precision, as the AP sum does.
+        r, p = np.r_[0.0, recall], np.r_[precision[:1], precision]
+        if c in labelled:
+            ax.step(r, p, where="pre", lw=1.4, color=cmap(c % cmap.N), label=f"{classes[c]} (AP {ap[c]:.3f})")
+        else:
+            ax.step(r, p, where="pre", lw=0.6, color="0.7")
+    m = float(np.nanmean(ap)) if len(ap) else float("nan")
+    ax.set(xlabel="recall  TP / (TP + FN)", ylabel="precision  TP / (TP + FP)", xlim=(0, 1.01), ylim=(0, 1.02),
+           title=(title + "\n" if title else "") + f"One-vs-rest precision-recall curves (mAP {m:.4f})")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=7 if k > 10 else 8, ncol=1 if k <= 10 else 2,
+              title=None if k <= 20 else "8 lowest AP (others grey)")  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(cal: Any, path: str | Path, title: str = "") -> Path:
+    """Reliability diagram: accuracy against confidence per bin, with the number of images per bin."""
+    import numpy as np
+
+    edges = np.asarray(cal.edges)
+    width = np.diff(edges)
+    centres = edges[:-1] + width / 2
+    used = np.asarray(cal.count) > 0
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.5, 7.6), dpi=110, height_ratios=[3, 1.2], sharex=True)
+    acc = np.where(used, cal.accuracy, 0.0)
+    conf = np.where(used, cal.confidence, 0.0)
+    a1.bar(centres[used], acc[used], width=width[used], edgecolor="black", color="#4c72b0", label="accuracy of the bin")
+    # The gap is drawn unfilled over the accuracy bar, so under-confidence (conf < acc) stays visible too.
+    lo, gap = np.minimum(acc, conf), np.abs(conf - acc)
+    a1.bar(centres[used], gap[used], bottom=lo[used], width=width[used], facecolor="none", edgecolor="#c44e52",
+           hatch="//", lw=1.2, label="gap |accuracy - confidence|")  # fmt: skip
+    a1.plot(centres[used], conf[used], "_", color="black", ms=14, mew=2.5, label="mean confidence of the bin")
+    a1.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    a1.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=(title + "\n" if title else "") + f"Reliability diagram (ECE {cal.ece:.4f}, MCE {cal.mce:.4f})")  # fmt: skip
+    # The legend goes under the figure: the bars may fill any corner of the axes.
+    fig.legend(*a1.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8.5, frameon=False)
+    a1.grid(alpha=0.3)
+    a2.bar(centres, cal.count, width=width, color="0.5", edgecolor="black")
+    for x, c in zip(centres, cal.count, strict=True):
+        if c:
+            a2.text(x, c, str(int(c)), ha="center", va="bottom", fontsize=7)
+    a2.set(xlabel="confidence (top probability)", ylabel="images", title="Images per confidence bin")
+    if np.asarray(cal.count).max(initial=0) > 0:
+        a2.set_yscale("symlog")  # most images sit in the top bin; a log axis keeps the rest visible
+        a2.set_ylim(0, np.asarray(cal.count).max() * 4)
+    a2.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return _save(fig, path)
+
+
+def plot_top_losses(images: Any, rows: list[dict[str, Any]], path: str | Path, title: str = "",
+                    cols: int = 8) -> Path:  # fmt: skip
+    """Grid of the images with the highest loss: true class, prediction and its probability (red = wrong)."""
+    import numpy as np
+
+    n = max(len(rows), 1)
+    cols = min(cols, n)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.75 * cols, 2.4 * nrows + 0.6), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, r in zip(axes.flat, images, rows, strict=False):
+        a = np.asarray(img)
+        if a.shape[0] == 1:
+            ax.imshow(a[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(np.transpose(a[:3], (1, 2, 0)), interpolation="nearest")
+        wrong = r["true"] != r["pred"]
+        ax.set_title(f"{r['id']}\ntrue {r['true']}, pred {r['pred']}\n"
+                     f"p(pred) {r['p_pred']:.2f} p(true) {r['p_true']:.2f}", fontsize=7,
+                     color="#b00020" if wrong else "black")  # fmt: skip
+    if not rows:
+        axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
+    fig.suptitle((title + "\n" if title else "") + "Top losses: -log p(true) highest first (red = misclassified)",
+                 fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_accuracy_vs(rows: list[dict[str, Any]], x_key: str, path: str | Path, xlabel: str, title: str) -> Path:
+    """Scatter of top-1 accuracy against a cost (MACs or parameters), one labelled point per run."""
+    import numpy as np
+
+    pts = [r for r in rows if r.get(x_key) and r.get("acc") is not None and not np.isnan(r["acc"])]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    cmap = plt.get_cmap("tab10")
+    models = sorted({r["model"] for r in pts})
+    for r in pts:
+        c = cmap(models.index(r["model"]) % 10)
+        # Marker area grows with the parameter count, like the lectures' accuracy-per-parameter chart.
+        size = 30 + 170 * (np.log10(max(r.get("params") or 1, 1)) / 8)
+        ax.scatter(r[x_key], 100 * r["acc"], s=size, color=c, edgecolor="black", zorder=3)
+        ax.annotate(r["name"], (r[x_key], 100 * r["acc"]), textcoords="offset points", xytext=(6, 5), fontsize=8)
+    for m in models:  # one legend entry per model
+        ax.scatter([], [], color=cmap(models.index(m) % 10), edgecolor="black", label=m)
+    if pts:
+        ax.set_xscale("log")
+        lo, hi = min(r[x_key] for r in pts), max(r[x_key] for r in pts)
+        ax.set_xlim(lo / 2, hi * 3)  # room for the labels right of the points
+        ax.margins(y=0.12)
+        ax.legend(title="model", fontsize=8)
+    ax.set(xlabel=xlabel + " (log scale)", ylabel="top-1 accuracy (%)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -58,9 +58,15 @@ class Prediction:
     error: str | None = None
 
 
-def predict_files(run: LoadedRun, paths: list[str | Path], topk: int = 5, batch_size: int = 128) -> list[Prediction]:
-    """Top-k classes for each image; unreadable files get an ``error`` instead of stopping the batch."""
-    from .runner import predict_logits
+def predict_files(
+    run: LoadedRun, paths: list[str | Path], topk: int = 5, batch_size: int = 128, tta: str | None = None
+) -> list[Prediction]:
+    """Top-k classes for each image; unreadable files get an ``error`` instead of stopping the batch.
+
+    ``tta`` (``"flip"`` or ``"crops"``) averages the probabilities over test-time views, as
+    ``cnnkit eval --tta`` does.
+    """
+    from .tta import predict_probs
 
     files = collect_images(paths)
     if not files:
@@ -78,7 +84,7 @@ def predict_files(run: LoadedRun, paths: list[str | Path], topk: int = 5, batch_
             except DataError as e:
                 preds[start + i] = Prediction(str(f), [], e.message)
         if imgs:
-            probs = predict_logits(run, torch.stack(imgs)).softmax(1)
+            probs = predict_probs(run, torch.stack(imgs), tta=tta)
             pv, pi = probs.topk(k, 1)
             for j, idx in enumerate(where):
                 preds[idx] = Prediction(

@@ -1,17 +1,28 @@
-"""Evaluate a saved run on its recorded test (or validation) split."""
+"""Evaluate a saved run (or an ensemble of runs, with optional test-time augmentation) on its split.
+
+``evaluate_run`` is ``cnnkit.evaluate``: it predicts the recorded test (or validation) split, computes
+every metric of :mod:`cnnkit.evaluate.metrics` and writes them with the figures and a one-page HTML
+report to ``RUN_DIR/eval/<split>/`` (``eval/<split>-tta-crops/``, ``eval/<split>-ensemble3/`` ... for
+the variants, so a TTA or ensemble evaluation never overwrites the plain one).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import TrainConfig
 from ..data import Normalize, TensorLoader
-from ..errors import CheckpointError
-from ..io import atomic_write_json
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import atomic_write_json, atomic_write_text
 from ..run import LoadedRun, RunDir, load_run
 
 
@@ -53,29 +64,178 @@ def predict_logits(run: LoadedRun, images: torch.Tensor, batch_size: int = 256) 
     return torch.cat(outs) if outs else torch.zeros(0, run.meta.num_classes)
 
 
-def evaluate_run(
-    run_dir: str | Path, split: str = "test", data: str | None = None, device: str = "cpu", write: bool = True
-) -> dict[str, Any]:
-    """Top-1/top-5 accuracy and loss of a run's best weights on ``split``; written to ``eval/<split>/``."""
-    from ..engine.device import select_device
+def out_name(split: str, tta: str | None, n_models: int) -> str:
+    """Folder name under ``eval/`` for a split and evaluation variant (``test``, ``test-tta-flip-ensemble2``)."""
+    name = split
+    if tta:
+        name += f"-tta-{tta}"
+    if n_models > 1:
+        name += f"-ensemble{n_models}"
+    return name
 
+
+def _check_not_trained_on(member: LoadedRun, ids: list[str], split: str, primary: LoadedRun) -> None:
+    """An ensemble member must not have trained on (or, for a test score, chosen its epoch with) the images it is scored on."""
+    split_file = RunDir(member.path).split
+    if split == "train" or not split_file.is_file():
+        return  # scoring on training images is a diagnostic: every member has seen them
+    saved = json.loads(split_file.read_text())
+    seen = set(saved.get("train", [])) | (set(saved.get("val", [])) if split == "test" else set())
+    overlap = seen.intersection(ids)
+    if overlap:
+        raise CheckpointError(
+            f"run {str(member.path)!r} was trained or validated on {len(overlap)} of the {len(ids)} {split} images "
+            f"of {str(primary.path)!r} (e.g. {sorted(overlap)[0]!r})",
+            hint="ensemble runs trained with the same data, split fractions and --seed, so their splits agree",
+        )
+
+
+def _jsonable(o: Any) -> Any:
+    """NaN/inf become null: strict JSON has no NaN, and a missing value reads better than a fake one."""
+    if isinstance(o, float):
+        return None if math.isnan(o) or math.isinf(o) else o
+    if isinstance(o, dict):
+        return {k: _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    return o
+
+
+def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "test",
+    data: str | None = None,
+    device: str = "cpu",
+    write: bool = True,
+    tta: str | None = None,
+    ensemble: Sequence[str | Path] = (),
+    report: bool = True,
+    n_top_losses: int = 16,
+) -> dict[str, Any]:
+    """Evaluate a run's best weights on ``split`` and return the metrics dict.
+
+    ``tta`` is ``None``, ``"flip"`` or ``"crops"`` (see :func:`~cnnkit.evaluate.tta.tta_views`);
+    ``ensemble`` lists more run folders whose probabilities are averaged with this run's (they must
+    predict the same classes). With ``write`` the metrics, CSVs, figures and (with ``report``)
+    ``report.html`` go to ``RUN_DIR/eval/<split>[-variant]/``; ``metrics["out_dir"]`` says where.
+
+    The top level keeps ``n``, ``acc``, ``top5``, ``error``, ``top5_error`` and ``loss`` (the log
+    loss of the averaged probabilities); see :func:`~cnnkit.evaluate.metrics.classification_metrics`
+    for the rest.
+    """
+    from ..engine.device import select_device
+    from .complexity import counted_by, model_cost, per_unit
+    from .metrics import classification_metrics, top_losses
+    from .tta import TTA_MODES, check_ensemble, ensemble_probs, view_count
+
+    if tta is not None and tta not in TTA_MODES and tta != "none":
+        raise ConfigError(f"unknown test-time augmentation {tta!r}", hint="use " + " or ".join(TTA_MODES))
+    tta = None if tta == "none" else tta
     dev = select_device(device)
     run = load_run(run_dir, device=dev)
+    runs = [run] + [load_run(r, device=dev) for r in ensemble]
+    check_ensemble(runs)
     ds = run_data(run, data)
     part = ds.split(split)
-    logits = predict_logits(run, part.images)
-    y = part.labels
-    n = max(len(y), 1)
-    k = min(5, logits.shape[1])
-    metrics = {
+    if len(part) == 0:
+        raise DataError(f"the {split} split of {ds.name!r} has no images", hint="evaluate another --split")
+    if data is None:
+        for member in runs[1:]:
+            _check_not_trained_on(member, list(part.ids), split, run)
+
+    probs_t = ensemble_probs(runs, part.images, tta)
+    probs = probs_t.numpy()
+    y = part.labels.numpy()
+    classes = run.classes
+    m = classification_metrics(probs, y, classes)
+
+    # Cost of one prediction: every model of the ensemble runs on every TTA view.
+    n_views = view_count(tta)
+    costs = [model_cost(r.model, r.meta.input_size) for r in runs]
+    params = sum(c["params"] for c in costs)
+    macs = sum(c["macs"] for c in costs) * n_views
+    name = out_name(split, tta, len(runs))
+    out = Path(run.path) / "eval" / name
+    worst = top_losses(probs, y, n_top_losses)
+    pred = probs.argmax(1)
+    top_rows = [
+        {"index": int(i), "id": part.ids[i], "true": classes[y[i]], "pred": classes[pred[i]],
+         "p_pred": float(probs[i, pred[i]]), "p_true": float(probs[i, y[i]]),
+         "loss": float(-np.log(max(probs[i, y[i]], np.finfo(np.float64).eps)))}
+        for i in worst
+    ]  # fmt: skip
+    metrics: dict[str, Any] = {
         "split": split,
-        "n": len(y),
-        "acc": float((logits.argmax(1) == y).sum()) / n,
-        "top5": float((logits.topk(k, 1).indices == y[:, None]).any(1).sum()) / n,
-        "loss": float(torch.nn.functional.cross_entropy(logits, y)) if len(y) else float("nan"),
+        "run": str(run.path),
+        "model": run.meta.model,
+        "dataset": data or run.meta.dataset or run.config.get("data", ""),
+        "tta": tta,
+        "views": n_views,
+        "ensemble": [str(r.path) for r in runs[1:]],
+        **m,
+        "params": params,
+        "macs": macs,
+        "macs_counted_by": counted_by(),
+        "acc_per_mparam": per_unit(m["acc"], params, 1e6),
+        "acc_per_gmac": per_unit(m["acc"], macs, 1e9),
+        "top_losses": [{k: v for k, v in r.items() if k != "index"} for r in top_rows],
+        "classes": classes,
+        "out_dir": str(out),
     }
-    metrics["error"] = 1 - metrics["acc"]
-    metrics["top5_error"] = 1 - metrics["top5"]
+    metrics = _jsonable(metrics)
     if write:
-        atomic_write_json(Path(run.path) / "eval" / split / "metrics.json", metrics)
+        _write_outputs(out, run, runs, metrics, probs, y, part, top_rows, report)
     return metrics
+
+
+def _write_outputs(out: Path, run: LoadedRun, runs: list[LoadedRun], metrics: dict[str, Any], probs: np.ndarray,
+                   y: np.ndarray, part: Any, top_rows: list[dict[str, Any]], report: bool) -> None:  # fmt: skip
+    """metrics.json, per_class.csv, predictions.csv, confusion.csv, the figures and report.html."""
+    from .metrics import calibration, confusion_matrix, pr_curve
+    from .plots import plot_confusion, plot_pr_curves, plot_reliability, plot_top_losses
+
+    classes = run.classes
+    k = len(classes)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "metrics.json", metrics)
+    cols = ["class", "precision", "recall", "specificity", "f1", "support", "ap", "roc_auc", "tp", "fp", "fn", "tn"]
+    atomic_write_text(out / "per_class.csv", _csv_text(cols, [[r[c] for c in cols] for r in metrics["per_class"]]))
+    pred = probs.argmax(1)
+    atomic_write_text(out / "predictions.csv", _csv_text(
+        ["id", "true", "pred", "correct", "p_pred", "p_true"] + [f"p_{c}" for c in classes],
+        [[part.ids[i], classes[y[i]], classes[pred[i]], int(pred[i] == y[i]), f"{probs[i, pred[i]]:.6g}",
+          f"{probs[i, y[i]]:.6g}"] + [f"{v:.6g}" for v in probs[i]] for i in range(len(y))],
+    ))  # fmt: skip
+    cm = confusion_matrix(y, pred, k)
+    atomic_write_text(out / "confusion.csv", _csv_text(["true \\ pred", *classes],
+                                                       [[classes[i], *cm[i].tolist()] for i in range(k)]))  # fmt: skip
+    what = _describe(metrics)
+    plot_confusion(cm, classes, out / "confusion.png", title=what)
+    curves = [pr_curve(y == c, probs[:, c])[:2] for c in range(k)]
+    ap = [np.nan if r["ap"] is None else r["ap"] for r in metrics["per_class"]]
+    plot_pr_curves(curves, ap, classes, out / "pr_curves.png", title=what)
+    plot_reliability(calibration(probs, y), out / "reliability.png", title=what)
+    imgs = [part.images[r["index"]].numpy() for r in top_rows]
+    plot_top_losses(imgs, top_rows, out / "top_losses.png", title=what)
+    if report:
+        from .report import write_report
+
+        write_report(out, run, runs, metrics)
+
+
+def _describe(metrics: dict[str, Any]) -> str:
+    """Figure titles say which model, data split and variant they show."""
+    s = f"{Path(metrics['run']).name} on {metrics['dataset']} {metrics['split']} ({metrics['n']} images)"
+    if metrics.get("tta"):
+        s += f", TTA {metrics['tta']}"
+    if metrics.get("ensemble"):
+        s += f", ensemble of {len(metrics['ensemble']) + 1}"
+    return s

@@ -1,0 +1,80 @@
+"""``cnnkit compare``, and the eval/predict command-line options added for evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from cnnkit.cli import main
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_compare_three_runs_writes_table_and_both_scatter_plots(trained_run, short_runs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    runs = [str(trained_run), *map(str, short_runs)]
+    code, stdout, err = run_cli(capsys, "compare", *runs, "-o", str(out))
+    assert code == 0, err
+    with open(out / "compare.csv", newline="") as fh:
+        rows = {r["name"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"lenet5-digits", "lenet1-digits", "linear-digits"}
+    for name, r in rows.items():
+        summary = json.loads((Path(r["run"]) / "summary.json").read_text())
+        assert int(r["params"]) == summary["params"], name
+        assert int(r["macs"]) > 0 and 0 < float(r["acc"]) <= 1
+        assert float(r["train_seconds"]) == summary["timing"]["train_seconds"]
+    # LeNet-5 does more work per image than LeNet-1; a linear model is one layer of C*H*W x 10 MACs.
+    assert int(rows["lenet5-digits"]["macs"]) > int(rows["lenet1-digits"]["macs"])
+    c, h, w = json.loads((Path(rows["linear-digits"]["run"]) / "best.json").read_text())["input_size"]
+    assert int(rows["linear-digits"]["macs"]) == c * h * w * 10
+    for png in ("acc_vs_macs.png", "acc_vs_params.png"):
+        assert (out / png).read_bytes().startswith(b"\x89PNG")
+    assert "lenet1-digits" in stdout
+
+
+def test_compare_missing_run_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "compare", str(tmp_path / "nope"), "-o", str(tmp_path / "c"))
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+def test_predict_csv_and_tta(trained_run, tmp_path, capsys):
+    from cnnkit.evaluate import run_data
+    from cnnkit.run import load_run
+
+    test = run_data(load_run(trained_run)).test
+    for i in range(3):
+        Image.fromarray(test.images[i, 0].numpy(), mode="L").save(tmp_path / f"img{i}.png")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(test.images[3, 0].numpy(), mode="L").save(tmp_path / "sub" / "img3.png")
+    (tmp_path / "sub" / "bad.png").write_bytes(b"not an image")
+    code, out, err = run_cli(capsys, "predict", str(trained_run), str(tmp_path), "--csv", "--topk", "2")
+    assert code == 0, err
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 5 and list(rows[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "error"]
+    bad = [r for r in rows if r["path"].endswith("bad.png")][0]
+    assert bad["error"] and not bad["class_1"] and "bad.png" in err
+    good = [r for r in rows if not r["error"]]
+    assert all(float(r["prob_1"]) >= float(r["prob_2"]) for r in good)
+    code, out_tta, _ = run_cli(capsys, "predict", str(trained_run), str(tmp_path), "--json", "--tta", "crops")
+    assert code == 0
+    code, out_plain, _ = run_cli(capsys, "predict", str(trained_run), str(tmp_path), "--json")
+    tta = {p["path"]: p for p in json.loads(out_tta)}
+    plain = {p["path"]: p for p in json.loads(out_plain)}
+    assert tta.keys() == plain.keys()
+    assert any(tta[k]["top"] and tta[k]["top"][0]["prob"] != plain[k]["top"][0]["prob"] for k in tta)
+
+
+def test_eval_cli_with_tta_prints_and_writes_its_own_folder(trained_run, capsys):
+    code, out, err = run_cli(capsys, "eval", str(trained_run), "--tta", "flip", "--no-report")
+    assert code == 0, err
+    assert "TTA flip (2 views)" in out and "mAP" in out and "ECE" in out
+    folder = trained_run / "eval" / "test-tta-flip"
+    m = json.loads((folder / "metrics.json").read_text())
+    assert m["tta"] == "flip" and m["views"] == 2 and not (folder / "report.html").exists()
