@@ -1,0 +1,204 @@
+"""Transfer-learning subcommands: ``finetune``, ``features``, ``fit-head``, ``retrieve``.
+
+Flags only: each command calls :mod:`cnnkit.transfer` and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .train import add_config_flags, given_overrides
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _add_subset_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", metavar="A,B,...", help="keep only these classes (names, or indices), relabelled 0..K-1")
+    p.add_argument("--per-class", type=int, metavar="N", help="keep N training images per class (a seeded draw)")
+    p.add_argument("--val-per-class", type=int, metavar="N", help="keep N validation images per class (0: none)")
+
+
+def _subset_data(args: argparse.Namespace, data: str | None, run_dir: str | None = None) -> str | None:
+    """``--data`` wrapped in a ``subset:`` spec when --classes/--per-class/--val-per-class are given.
+
+    Without ``--data`` the base is the run's own dataset, split as the run recorded it.
+    """
+    if args.classes is None and args.per_class is None and args.val_per_class is None:
+        return data
+    from ..run import RunDir
+    from ..transfer import subset_spec
+
+    cfg = RunDir(run_dir).read_config() if run_dir else {}
+    classes = [c for c in args.classes.split(",") if c.strip()] if args.classes else None
+    return subset_spec(data or cfg.get("data", "digits"), classes, args.per_class, args.val_per_class,
+                       cfg.get("val_split", 0.15), cfg.get("test_split", 0.15), cfg.get("seed", 0))  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    # ---- finetune
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune trained weights on new data (new classifier, frozen layers, then unfreeze)",
+        description="Fine-tune: load weights, replace the classifier for the new classes, train with the lower "
+        "layers frozen (batch norm there stays in eval mode), then unfreeze everything with a lower backbone "
+        "learning rate. Takes every `cnnkit train` option too.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="a cnnkit run folder (model and size default to its)")
+    src.add_argument("--weights", metavar="FILE", help="a .pth/.pt/.safetensors state dict (needs --model)")
+    src.add_argument("--pretrained", action="store_true", help="torchvision's ImageNet weights for --model")
+    p.add_argument("--freeze", default="all-conv", metavar="POLICY",
+                   help="all-conv (freeze the convolutional body, train the FC head), lower:N (freeze the first N "
+                   "weight layers) or none (default: all-conv)")  # fmt: skip
+    p.add_argument("--unfreeze-after", default="auto", metavar="EPOCHS",
+                   help="epochs to train frozen before unfreezing everything; 'never' trains the head only "
+                   "(default auto: a fifth of the epochs, at least 1)")  # fmt: skip
+    p.add_argument("--backbone-lr-mult", type=float, default=0.1, metavar="X",
+                   help="learning-rate multiplier of the formerly frozen layers after unfreezing (default 0.1)")
+    _add_subset_flags(p)
+    p.add_argument("--config", metavar="FILE", help="YAML file of training options")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tune run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_config_flags(p)
+    p.set_defaults(func=run_finetune)
+
+    # ---- features
+    p = sub.add_parser(
+        "features",
+        help="extract CNN features of a dataset (any layer; optional PCA or product quantisation) to .npz",
+        description="Features of every image (train/val/test) from a layer of a trained run, a model "
+        "(random initialisation unless --weights) or raw pixels; written with labels, split and image ids.",
+    )
+    p.add_argument("source", metavar="RUN_DIR|MODEL|pixels")
+    p.add_argument("--data", help="dataset (default: the run's own, with its recorded split)")
+    _add_subset_flags(p)
+    p.add_argument("--layer", metavar="NAME", help="module name (default: the input of the final classifier layer)")
+    p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"),
+                   help="how a conv feature map becomes a vector (default: global average)")  # fmt: skip
+    p.add_argument("--splits", default="train,val,test", help="which splits to extract (default: all three)")
+    p.add_argument("--pca", type=int, metavar="K", help="keep the first K principal components (fitted on train)")
+    p.add_argument("--pq", type=int, metavar="M", help="product-quantise into M sub-vectors (codebooks from train)")
+    p.add_argument("--pq-bits", type=int, default=8, metavar="B", help="bits per PQ code: 2**B centroids (default 8)")
+    p.add_argument("--weights", metavar="FILE", help="weights for a MODEL name")
+    p.add_argument("--input-size", type=int, metavar="PX", help="image side for a MODEL name (default: the model's)")
+    p.add_argument("--list-layers", action="store_true", help="print the layer names and exit")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("-o", "--output", default="features.npz", metavar="FILE", help="output .npz (default features.npz)")
+    p.set_defaults(func=run_features)
+
+    # ---- fit-head
+    p = sub.add_parser("fit-head", help="fit an SVM, k-NN or logistic regression on a feature file; report accuracy")
+    p.add_argument("features", metavar="FEATS.npz")
+    p.add_argument("--classifier", default="svm", choices=("svm", "knn", "logreg"))
+    p.add_argument("--fit-on", default="train", help="splits to fit on, e.g. train or train,val (default train)")
+    p.add_argument("--C", dest="c", type=float, default=1.0, help="SVM / logistic regression regularisation (default 1)")
+    p.add_argument("-k", type=int, default=5, help="k-NN neighbours (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_fit_head)
+
+    # ---- retrieve
+    p = sub.add_parser(
+        "retrieve",
+        help="nearest-neighbour image retrieval with CNN features (PNG + HTML; precision@k, mAP@k)",
+        description="Search the train split of --index for the k nearest images of each query (the test split, "
+        "or image files) and draw them; on labelled queries report precision@k and mAP@k.",
+    )
+    p.add_argument("--index", metavar="DATA", help="dataset to search (default: the run's own)")
+    _add_subset_flags(p)
+    p.add_argument("--query", nargs="+", default=["test"], metavar="SPLIT|IMAGE",
+                   help="'test' or 'val' split of the index data, or image files/folders (default test)")  # fmt: skip
+    p.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("--model", metavar="RUN_DIR", help="trained run whose features to use")
+    p.add_argument("--features", default="model", choices=("model", "pixels"), help="CNN features or raw pixels")
+    p.add_argument("--layer", metavar="NAME", help="feature layer (default: the classifier's input)")
+    p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"))
+    p.add_argument("--pca", type=int, metavar="K", help="reduce to K principal components (fitted on the index)")
+    p.add_argument("--pq", type=int, metavar="M", help="search product-quantisation codes with M sub-vectors")
+    p.add_argument("--pq-bits", type=int, default=8, metavar="B")
+    p.add_argument("--metric", default="cosine", choices=("cosine", "l2"))
+    p.add_argument("--show", type=int, default=8, help="queries drawn in the PNG/HTML (default 8)")
+    p.add_argument("-o", "--output", default="retrieval.png", metavar="FILE.png", help="PNG (and .html beside it)")
+    p.add_argument("--device", default="cpu", choices=DEVICES)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=run_retrieve)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from ..transfer import finetune
+
+    over = given_overrides(args)
+    if args.resume:
+        result = finetune(resume=args.resume, quiet=args.quiet, **over)
+    else:
+        classes = args.classes.split(",") if args.classes else None
+        result = finetune(
+            args.config, from_run=args.from_run, weights=args.weights, pretrained=args.pretrained, freeze=args.freeze,
+            unfreeze_after=args.unfreeze_after, backbone_lr_mult=args.backbone_lr_mult, classes=classes,
+            per_class=args.per_class, val_per_class=args.val_per_class, overwrite=args.overwrite, quiet=args.quiet,
+            **over,
+        )  # fmt: skip
+    if args.quiet:
+        print(f"test accuracy {result.test.get('acc', float('nan')):.4f}  run {result.run_dir}")
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from ..transfer import extract_features
+    from ..transfer.features import layer_names, resolve_source
+
+    data = _subset_data(args, args.data, args.source)
+    if args.list_layers:
+        model, *_ = resolve_source(args.source, data, args.input_size, args.weights, args.device)
+        print("\n".join(layer_names(model)) if model is not None else "raw pixels have no layers")
+        return 0
+    fs = extract_features(
+        args.source, data, layer=args.layer, pool=args.pool, splits=[s for s in args.splits.split(",") if s],
+        pca=args.pca, pq=args.pq, pq_bits=args.pq_bits, weights=args.weights, input_size=args.input_size,
+        seed=args.seed, device=args.device,
+    )  # fmt: skip
+    path = fs.save(args.output)
+    counts = ", ".join(f"{s} {int(fs.mask(s).sum())}" for s in ("train", "val", "test") if fs.mask(s).any())
+    extra = "".join(f", {k} {v}" for k, v in fs.meta.items() if k in ("pca", "pq"))
+    print(f"{len(fs)} feature vectors of dimension {fs.dim} ({counts}) from {fs.meta['source']}, layer "
+          f"{fs.meta['layer']}{extra}")  # fmt: skip
+    print(f"written to {path}")
+    return 0
+
+
+def run_fit_head(args: argparse.Namespace) -> int:
+    from ..transfer import fit_head
+
+    r = fit_head(args.features, args.classifier, fit_on=[s for s in args.fit_on.split(",") if s], c=args.c, k=args.k)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2))
+        return 0
+    print(f"{r.classifier} fitted on {r.n_fit} {'+'.join(r.fit_on)} vectors")
+    for s, acc in r.accuracy.items():
+        print(f"{s} accuracy {acc:.2%} ({r.n_eval[s]} images)")
+    if not r.accuracy:
+        print("no val/test rows in the feature file to evaluate on")
+    return 0
+
+
+def run_retrieve(args: argparse.Namespace) -> int:
+    from ..transfer import retrieve
+
+    index = _subset_data(args, args.index, args.model)
+    query = args.query[0] if len(args.query) == 1 and args.query[0] in ("test", "val", "train") else args.query
+    r = retrieve(
+        index, query, k=args.k, model=args.model, features=args.features, layer=args.layer, pool=args.pool,
+        pca=args.pca, pq=args.pq, pq_bits=args.pq_bits, metric=args.metric, out=args.output, show=args.show,
+        device=args.device,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({"description": r.description, **r.metrics, "png": str(r.png), "html": str(r.html)}, indent=2))
+        return 0
+    print(f"{len(r.query_ids)} queries against {len(r.index_ids)} images; {r.description}")
+    if r.metrics:
+        k = r.metrics["k"]
+        print(f"precision@{k} {r.metrics[f'precision@{k}']:.4f}   mAP@{k} {r.metrics[f'map@{k}']:.4f}")
+    print(f"written {r.png} and {r.html}")
+    return 0

@@ -1,0 +1,397 @@
+"""``cnnkit.finetune``: start from trained weights, replace the classifier, train with frozen layers.
+
+The recipe (fastai's ``fine_tune``, and the lectures' "take a pretrained net and retrain the last
+layers"):
+
+1. build the architecture for the *source's* class count and load its weights strictly (every key and
+   shape must fit, so a wrong ``--model`` fails loudly instead of silently training from scratch);
+2. replace the classifier by a fresh one for the new classes (:func:`~cnnkit.models.reset_classifier`);
+3. freeze part of the network (:mod:`cnnkit.transfer.freeze`; default ``all-conv``) and train the rest,
+   with batch norm in frozen parts kept in eval mode;
+4. after ``unfreeze_after`` epochs unfreeze everything and go on training, the formerly frozen
+   parameters at ``backbone_lr_mult`` x the learning rate (default 0.1).
+
+Everything goes through :func:`cnnkit.train` and its extension points (``model_fn``, ``callbacks``,
+``lr_mults``, ``train_mode``, ``source``), so a fine-tune run is an ordinary run folder (``cnnkit
+eval``/``predict`` work on it) plus ``finetune.json``: the options, so ``resume`` rebuilds the same
+model and unfreezing schedule, and where the weights came from (also in the weights' sidecar
+``source`` and in ``summary.json``).
+
+Weights from RGB models fed grey images (torchvision's ImageNet ResNet on digits): the first
+convolution's kernels are summed over the three colour channels (timm's ``adapt_input_conv``), which
+gives exactly the RGB network's response to a grey image R = G = B, instead of tripling the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import DatasetSplits, dataset_entry
+from ..engine import TrainResult, train
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_write_json
+from ..models import create_model, reset_classifier
+from ..run import RunDir, read_weights
+from .freeze import FreezePolicy, FreezeReport, UnfreezeAt, apply_freeze, frozen_bn_eval
+from .subset import PREFIX, subset_spec
+
+FINETUNE_FILE = "finetune.json"
+FORMAT = "cnnkit-finetune/1"
+
+
+@dataclass
+class FinetuneOptions:
+    """What ``finetune.json`` records: enough to rebuild the model and schedule on ``resume``."""
+
+    source_kind: str  # "run", "weights" or "pretrained"
+    source: str  # run folder, weights file or model name
+    description: str  # human-readable provenance (also the weights' sidecar ``source``)
+    freeze: str = "all-conv"
+    unfreeze_after: int | None = None  # epochs trained frozen; None: never unfreeze
+    backbone_lr_mult: float = 0.1
+    source_classes: list[str] | None = None
+    source_sha256: str | None = None
+    input_conv: str | None = None  # how a first-layer channel mismatch was bridged
+    mean: list[float] | None = None  # the normalisation the source weights were trained with
+    std: list[float] | None = None
+    freeze_report: dict[str, Any] | None = None
+    format: str = FORMAT
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> FinetuneOptions:
+        p = Path(run_dir) / FINETUNE_FILE
+        if not p.is_file():
+            raise CheckpointError(f"{str(run_dir)!r} has no {FINETUNE_FILE}: it is not a fine-tune run",
+                                  hint="continue an ordinary run with `cnnkit train --resume`")  # fmt: skip
+        d = json.loads(p.read_text())
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{str(p)!r} is not a cnnkit fine-tune record (format {d.get('format')!r})")
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def write(self, run_dir: str | Path) -> None:
+        atomic_write_json(Path(run_dir) / FINETUNE_FILE, asdict(self))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _source_state(opts: FinetuneOptions, model_name: str) -> dict[str, torch.Tensor]:
+    """The source weights as a state dict (read when the model is built, never kept in the options)."""
+    from ..models.weights import pretrained_weights, read_state_dict
+
+    if opts.source_kind == "run":
+        state, meta = read_weights(_run_weights(opts.source))
+        if meta.model != model_name:
+            raise ConfigError(f"run {opts.source!r} holds a {meta.model!r}, but --model is {model_name!r}",
+                              hint=f"drop --model (it defaults to the source run's) or use --model {meta.model}")  # fmt: skip
+        return state
+    if opts.source_kind == "weights":
+        return read_state_dict(opts.source)
+    return pretrained_weights(model_name)
+
+
+def _classifier_outputs(state: dict[str, torch.Tensor], classifier: str) -> int | None:
+    """The class count a state dict's classifier was trained for (rows of its weight or prototypes)."""
+    keys = [k for k in state if k.startswith(classifier + ".") and state[k].ndim >= 1]
+    weight = next((k for k in keys if k.endswith(".weight") or k.endswith(".prototypes")), keys[0] if keys else None)
+    return int(state[weight].shape[0]) if weight else None
+
+
+def _adapt_first_conv(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    """Bridge a channel mismatch in the first convolution (RGB weights, grey data or the reverse)."""
+    from ..models.weights import adapt_input_conv
+
+    own = model.state_dict()
+    first = next((k for k, v in state.items() if v.ndim == 4), None)
+    if first is None or first not in own:
+        return None
+    have, want = state[first].shape, own[first].shape
+    if have[1] == want[1] or have[0] != want[0] or have[2:] != want[2:]:
+        return None  # same channels, or a different layer altogether (the strict load will say so)
+    state[first] = adapt_input_conv(state[first], int(want[1]))
+    how = "summed over the colour channels" if want[1] == 1 else "repeated over the channels and rescaled"
+    return f"{first}: {have[1]} -> {want[1]} input channels ({how})"
+
+
+def build_finetune_model(
+    cfg: TrainConfig, data: DatasetSplits, opts: FinetuneOptions, lr_mults: dict[str, float],
+    log: Callable[[str], None] | None = None, load_source: bool = True,
+) -> tuple[nn.Module, FreezeReport]:  # fmt: skip
+    """The model a fine-tune run trains: source weights, a new classifier, the freeze policy applied.
+
+    Fills ``lr_mults`` in place (the dict :func:`cnnkit.train` hands to the trainer) with the
+    backbone multiplier for every parameter the policy freezes (under ``none``: every pretrained
+    parameter), so they train more gently once unfrozen. With ``load_source=False`` (resuming) the
+    weights come from the run's checkpoint instead, so the source need not exist any more.
+    """
+    from ..models.weights import load_state_dict_checked
+
+    c, h, w = data.image_shape
+    k = data.num_classes
+    _use_source_normalisation(data, opts)
+    if load_source:
+        state = dict(_source_state(opts, cfg.model))
+        probe = create_model(cfg.model, num_classes=k, in_chans=c, input_size=(h, w), **cfg.model_args)
+        n_src = _classifier_outputs(state, probe.info.classifier) or k
+        model = probe if n_src == k else create_model(cfg.model, num_classes=n_src, in_chans=c, input_size=(h, w),
+                                                      **cfg.model_args)  # fmt: skip
+        opts.input_conv = _adapt_first_conv(model, state)
+        load_state_dict_checked(model, state, strict=True, source=opts.description)
+        reset_classifier(model, k)  # fresh, seeded (cnnkit.train seeds before calling model_fn)
+    else:
+        model = create_model(cfg.model, num_classes=k, in_chans=c, input_size=(h, w), **cfg.model_args)
+    report = apply_freeze(model, opts.freeze)
+    if report.frozen:
+        backbone = report.frozen
+    else:
+        head = model.info.classifier + "."
+        backbone = [n for n, _ in model.named_parameters() if not n.startswith(head)]
+    lr_mults.clear()
+    # Full parameter names work as prefixes for param_groups' startswith match.
+    lr_mults.update(dict.fromkeys(backbone, opts.backbone_lr_mult))
+    opts.freeze_report = report.to_dict()
+    if log is not None:
+        if opts.input_conv:
+            log(f"first convolution adapted: {opts.input_conv}")
+        log(report.line())
+        if opts.unfreeze_after is not None and report.frozen:
+            log(f"unfreezing after {opts.unfreeze_after} epoch(s); the unfrozen layers then train at "
+                f"{opts.backbone_lr_mult:g} x the learning rate")  # fmt: skip
+    return model, report
+
+
+def _use_source_normalisation(data: DatasetSplits, opts: FinetuneOptions) -> None:
+    """Feed the network inputs scaled as during its pretraining (fastai does the same with ImageNet stats).
+
+    Frozen layers cannot adapt to a new input scale, so the source's mean/std replace the new data's;
+    the trainer and the weights' sidecar read them from ``data`` after the model is built. Grey data
+    with RGB statistics (summed first-layer kernels) takes the channel average.
+    """
+    if not opts.mean or not opts.std:
+        return
+    c = data.image_shape[0]
+    mean, std = list(opts.mean), list(opts.std)
+    if len(mean) != c:
+        if c != 1:
+            return  # no sensible mapping; keep the data's own statistics
+        mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
+    data.mean, data.std = tuple(mean), tuple(std)
+
+
+class _RecordOptions:
+    """Callback writing ``finetune.json`` once the run folder exists (it is made inside ``train``)."""
+
+    def __init__(self, opts: FinetuneOptions) -> None:
+        self.opts = opts
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        run = trainer.run
+        if run is not None and not (run.path / FINETUNE_FILE).is_file():
+            self.opts.write(run.path)
+
+    def on_epoch_end(self, trainer: Any, epoch: int, row: dict[str, Any]) -> None:
+        pass
+
+
+def _describe(kind: str, source: str, model: str) -> tuple[str, list[str] | None, str | None, Any]:
+    """Provenance text, source class names, file hash and normalisation, checked before training starts."""
+    if kind == "run":
+        _, meta = read_weights(_run_weights(source))
+        return (f"fine-tuned from run {source} ({meta.model} on {meta.dataset}, {meta.num_classes} classes, "
+                f"epoch {meta.epoch})", list(meta.classes), None, (meta.mean, meta.std))  # fmt: skip
+    if kind == "weights":
+        p = Path(source)
+        if not p.is_file():
+            raise CheckpointError(f"weights file {source!r} does not exist", hint="pass a .pth, .pt or .safetensors file")
+        digest = _sha256(p)
+        # A bare state dict does not say how its inputs were scaled: the new data's statistics are used.
+        return f"fine-tuned from weights file {p.name} (sha256 {digest[:12]})", None, digest, (None, None)
+    from ..models.weights import TORCHVISION_WEIGHTS
+
+    if model not in TORCHVISION_WEIGHTS:
+        raise CheckpointError(f"no pretrained weights for {model!r}",
+                              hint="torchvision publishes weights for: " + ", ".join(sorted(TORCHVISION_WEIGHTS)))  # fmt: skip
+    from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    return (f"fine-tuned from torchvision's {TORCHVISION_WEIGHTS[model]} weights", None, None,
+            (list(IMAGENET_MEAN), list(IMAGENET_STD)))  # fmt: skip
+
+
+def _auto_augment(data: str) -> str | None:
+    """The base dataset's own augmentation default for a ``subset:`` spec (the engine cannot see through it)."""
+    if not data.startswith(PREFIX + ":"):
+        return None
+    from .subset import SubsetSpec
+
+    entry = dataset_entry(SubsetSpec.parse(data.split(":", 1)[1]).base)
+    return entry.default_augment if entry else None
+
+
+def finetune(
+    config: TrainConfig | dict[str, Any] | str | Path | None = None,
+    *,
+    from_run: str | Path | None = None,
+    weights: str | Path | None = None,
+    pretrained: bool = False,
+    freeze: str = "all-conv",
+    unfreeze_after: int | str | None = "auto",
+    backbone_lr_mult: float = 0.1,
+    classes: list[str | int] | str | None = None,
+    per_class: int | None = None,
+    val_per_class: int | None = None,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    **overrides: Any,
+) -> TrainResult:
+    """Fine-tune trained weights on new data; returns :func:`cnnkit.train`'s :class:`TrainResult`.
+
+    Give exactly one source: ``from_run`` (a cnnkit run folder; ``model``, ``model_args`` and
+    ``input_size`` default to the run's), ``weights`` (a ``.pth``/``.safetensors`` state dict, with
+    ``model=``) or ``pretrained=True`` (torchvision's ImageNet weights for ``model``; needs the
+    network or a cached file). ``freeze`` is ``all-conv``, ``lower:N`` or ``none``;
+    ``unfreeze_after`` is the number of frozen epochs before everything trains (``"auto"``: a fifth
+    of the epochs, at least 1; ``None``/``"never"``: stay frozen, i.e. train the head only), after
+    which the frozen layers train at ``backbone_lr_mult`` x the learning rate. ``classes`` /
+    ``per_class`` / ``val_per_class`` select a subset of the data (:mod:`cnnkit.transfer.subset`).
+    Every other keyword is a :class:`~cnnkit.config.TrainConfig` field, as for :func:`cnnkit.train`.
+
+    ``resume=RUN_DIR`` continues an interrupted fine-tune run (``epochs`` may be raised).
+    """
+    log = (lambda s: None) if quiet else print
+    if resume is not None:
+        fixed = {"from_run": from_run, "weights": weights, "pretrained": pretrained, "classes": classes,
+                 "per_class": per_class, "val_per_class": val_per_class, "config": config}  # fmt: skip
+        if any(v not in (None, False) for v in fixed.values()) or (freeze, unfreeze_after, backbone_lr_mult) != (
+            "all-conv", "auto", 0.1
+        ):
+            raise ConfigError("--resume continues a fine-tune run with its own options (finetune.json)",
+                              hint="pass only --resume RUN_DIR (and --epochs to train longer)")  # fmt: skip
+        opts = FinetuneOptions.read(resume)
+        lr_mults: dict[str, float] = {}
+
+        def resume_fn(cfg: TrainConfig, data: DatasetSplits) -> nn.Module:
+            return build_finetune_model(cfg, data, opts, lr_mults, load_source=False)[0]
+
+        callbacks = _callbacks(opts, lr_mults)
+        result = train(resume=resume, quiet=quiet, model_fn=resume_fn, callbacks=callbacks, lr_mults=lr_mults,
+                       train_mode=frozen_bn_eval, source=opts.description, **overrides)  # fmt: skip
+        _record_summary(result, opts)
+        return result
+
+    given = [k for k, v in (("from_run", from_run), ("weights", weights), ("pretrained", pretrained)) if v]
+    if len(given) != 1:
+        raise ConfigError(
+            "fine-tuning needs exactly one source of weights" + (f", got {' and '.join(given)}" if given else ""),
+            hint="pass --from RUN_DIR, --weights FILE or --pretrained",
+        )
+    if isinstance(config, TrainConfig):
+        base = config.to_dict()
+    elif isinstance(config, (str, Path)):
+        from ..config import load_yaml
+
+        base = load_yaml(config)
+    else:
+        base = dict(config or {})
+    base.update(overrides)
+    if from_run is not None:
+        _, meta = read_weights(_run_weights(from_run))
+        base.setdefault("model", meta.model)
+        base.setdefault("model_args", meta.model_args)
+        base.setdefault("input_size", int(meta.input_size[1]))
+    elif "model" not in base:
+        raise ConfigError("--weights and --pretrained need --model NAME", hint="the architecture the weights belong to")
+    cfg = TrainConfig.from_dict(base)  # validates every field before any work
+    if classes is not None or per_class is not None or val_per_class is not None:
+        if isinstance(classes, str):
+            classes = [c for c in classes.split(",") if c.strip()]
+        cfg = cfg.replace(data=subset_spec(cfg.data, classes, per_class, val_per_class, cfg.val_split,
+                                           cfg.test_split, cfg.seed, cfg.data_root))  # fmt: skip
+    if cfg.augment == "auto" and (aug := _auto_augment(cfg.data)) is not None:
+        cfg = cfg.replace(augment=aug)
+
+    kind = "run" if from_run is not None else "weights" if weights is not None else "pretrained"
+    source = str(from_run if from_run is not None else weights if weights is not None else cfg.model)
+    description, src_classes, digest, (mean, std) = _describe(kind, source, cfg.model)
+    unfreeze_after = _unfreeze_epoch(unfreeze_after, cfg.epochs)
+    policy = FreezePolicy.parse(freeze)
+    if backbone_lr_mult <= 0:
+        raise ConfigError(f"--backbone-lr-mult must be > 0, got {backbone_lr_mult:g}")
+    opts = FinetuneOptions(kind, source, description, str(policy), unfreeze_after, float(backbone_lr_mult),
+                           src_classes, digest, mean=mean, std=std)  # fmt: skip
+    lr_mults: dict[str, float] = {}  # filled by the model builder, read by the trainer it is handed to
+
+    def model_fn(c: TrainConfig, data: DatasetSplits) -> nn.Module:
+        log(description)
+        model, _ = build_finetune_model(c, data, opts, lr_mults, log=log)
+        return model
+
+    result = train(cfg, overwrite=overwrite, quiet=quiet, model_fn=model_fn, callbacks=_callbacks(opts, lr_mults),
+                   lr_mults=lr_mults, train_mode=frozen_bn_eval, source=description)  # fmt: skip
+    opts.write(result.run_dir)  # again: now with the freeze report and input-conv note
+    _record_summary(result, opts)
+    return result
+
+
+def _unfreeze_epoch(value: int | str | None, epochs: int) -> int | None:
+    """``auto`` -> a fifth of the epochs (at least 1; never for a 1-epoch run), ``never`` -> None, else an int."""
+    if value is None or str(value).lower() in ("never", "none"):
+        return None
+    if str(value).lower() == "auto":
+        return max(1, round(epochs / 5)) if epochs > 1 else None
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ConfigError(f"--unfreeze-after {value!r} must be a number of epochs >= 0, auto or never")
+    return n
+
+
+def _run_weights(run_dir: str | Path) -> Path:
+    run = RunDir(run_dir)
+    run.check_exists()
+    return run.weights("best") if run.weights("best").is_file() else run.weights("last")
+
+
+def _callbacks(opts: FinetuneOptions, lr_mults: dict[str, float]) -> list[Any]:
+    cbs: list[Any] = [_RecordOptions(opts)]
+    if opts.unfreeze_after is not None and opts.freeze != "none":
+        # lr_mults is filled by the model builder; its keys are exactly the parameters frozen at the start.
+        cbs.append(_LazyUnfreeze(opts.unfreeze_after, lr_mults, opts.backbone_lr_mult))
+    return cbs
+
+
+class _LazyUnfreeze(UnfreezeAt):
+    """:class:`UnfreezeAt` whose parameter list is read when training starts (after the model is built)."""
+
+    def __init__(self, epoch: int, lr_mults: dict[str, float], mult: float) -> None:
+        super().__init__(epoch, [], mult)
+        self._lr_mults = lr_mults
+
+    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+        self.names = list(self._lr_mults)
+        super().on_epoch_start(trainer, epoch)
+
+
+def _record_summary(result: TrainResult, opts: FinetuneOptions) -> None:
+    """Add the fine-tune provenance to ``summary.json`` (the engine writes the rest)."""
+    run = RunDir(result.run_dir)
+    summary = run.read_summary()
+    summary["finetune"] = {k: v for k, v in asdict(opts).items() if k != "format"}
+    run.write_summary(summary)
+    result.summary = summary
