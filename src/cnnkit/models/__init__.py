@@ -11,6 +11,7 @@ from .registry import (
     model_info,
     register_model,
 )
+from .weights import load_pretrained, load_weights, pretrained_weights, save_weights
 
 __all__ = [
     "Classifier",
@@ -19,8 +20,12 @@ __all__ = [
     "create_model",
     "get_submodule",
     "list_models",
+    "load_pretrained",
+    "load_weights",
     "model_entry",
     "model_info",
+    "pretrained_weights",
     "register_model",
     "reset_classifier",
+    "save_weights",
 ]

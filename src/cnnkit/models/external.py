@@ -93,7 +93,15 @@ def _timm(name: str, model_name: str, num_classes: int, in_chans: int | None,
     if isinstance(classifier, (list, tuple)):
         classifier = classifier[0]
     model.info = ModelInfo(name, "timm", (c, h, w), num_classes, mean, std, classifier, kwargs=dict(kwargs))
-    return model  # timm models bring their own forward_features / forward_head / reset_classifier
+    # timm models bring their own forward_features / forward_head / reset_classifier; the last one
+    # is wrapped only so model.info keeps the class count.
+    model.reset_classifier = types.MethodType(_timm_reset_classifier, model)
+    return model
+
+
+def _timm_reset_classifier(self: nn.Module, num_classes: int, *args: Any, **kwargs: Any) -> None:
+    type(self).reset_classifier(self, num_classes, *args, **kwargs)
+    self.info.num_classes = num_classes
 
 
 def find_classifier(model: nn.Module) -> str:

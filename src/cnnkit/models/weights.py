@@ -70,10 +70,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _unwrap(obj: object, path: Path | str) -> dict[str, torch.Tensor]:
     # Training checkpoints often nest the weights beside optimizer state and epoch counters.
+    # A model's own state dict never maps these names to a dict, so finding one means a wrapper.
     for _ in range(2):
         if isinstance(obj, Mapping):
             inner = next((obj[k] for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-            if inner is not None and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            if inner is not None:
                 obj = inner
     if not isinstance(obj, Mapping) or not obj:
         raise CheckpointError(f"{str(path)!r} holds no state dict (found {type(obj).__name__})",
@@ -202,7 +203,7 @@ TORCHVISION_WEIGHTS: dict[str, str] = {
 }
 
 # Old DenseNet checkpoints name layers "norm.1" where the modules are now "norm1".
-_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def pretrained_url(name: str) -> tuple[str, str]:
@@ -228,7 +229,7 @@ def pretrained_weights(name: str, progress: bool = False) -> dict[str, torch.Ten
     url, filename = pretrained_url(name)
     try:
         state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=progress, weights_only=True,
-                                                   file_name=filename)  # fmt: skip
+                                                   file_name=filename, check_hash=True)  # fmt: skip
     except (URLError, OSError) as e:
         cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
         raise CheckpointError(
