@@ -44,6 +44,9 @@ class TrainConfig:
     val_split: float = _f(0.15, "fraction held out for validation when the data has no val split", lo=0.0, hi=0.9)
     test_split: float = _f(0.15, "fraction held out for testing when the data has no test split", lo=0.0, hi=0.9)
     input_size: int | None = _f(None, "image side in pixels (default: the model's)", lo=1)
+    strict: bool = _f(False, "folder/CSV data: stop at the first unreadable or non-image file instead of skipping it")
+    memory_budget_mb: int = _f(4096, "folder/CSV data: decode into memory up to this size (MB), stream from disk beyond", lo=0)
+    cache: bool = _f(True, "folder/CSV data: keep decoded images on disk for the next run ($CNNKIT_CACHE or ~/.cache/cnnkit/decoded)")
     # how long and how big
     epochs: int = _f(30, "number of training epochs", lo=1)
     batch_size: int = _f(64, "mini-batch size", lo=1)

@@ -20,9 +20,14 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "predict",
+    "compare",
     "models",
     "datasets",
+    "show_batch",
     "classic",
+    "transfer",
+    "summary",
+    "explain",
 ]
 
 

@@ -1,4 +1,4 @@
-"""``cnnkit datasets``: the dataset registry as a table."""
+"""``cnnkit datasets``: the dataset registry as a table (name, classes, image shape, splits, files)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="list the datasets cnnkit can load")
+    p = sub.add_parser("datasets", help="list the datasets cnnkit can load and where their files are")
     p.add_argument("--root", help="where standard datasets live (default: $CNNKIT_DATA or ~/.cache/cnnkit/data)")
     p.set_defaults(func=run)
 
@@ -16,15 +16,27 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..data import list_datasets
-    from ..data.registry import default_data_root
+    from ..data.registry import dataset_files, default_data_root
 
     root = args.root or default_data_root()
+    console = Console()
+    wide = console.width >= 150  # the descriptions only fit a wide terminal
     t = Table(show_header=True, header_style="bold")
-    for col in ("name", "classes", "image", "splits", "description"):
-        t.add_column(col)
+    t.add_column("name", no_wrap=True)
+    t.add_column("classes", justify="right")
+    t.add_column("image", no_wrap=True)
+    t.add_column("splits")
+    t.add_column("files", overflow="fold")
+    if wide:
+        t.add_column("description")
     for e in list_datasets():
         splits = ", ".join(f"{k} {v:,}" for k, v in e.split_sizes.items())
-        t.add_row(e.name, str(e.num_classes), "x".join(map(str, e.image_shape)), splits, e.description)
-    Console().print(t)
-    print(f"standard datasets are looked for in {root}; also: folder:PATH (class-per-subfolder) and csv:FILE")
+        where, status = dataset_files(e, root)
+        row = [e.name, str(e.num_classes), "x".join(map(str, e.image_shape)), splits, f"{where} ({status})"]
+        t.add_row(*row, *([e.description] if wide else []))
+    console.print(t)
+    print(f"standard datasets are looked for in {root} (--data-root, $CNNKIT_DATA); missing ones are fetched by "
+          "`cnnkit train --data NAME --download`")  # fmt: skip
+    print("your own images: --data folder:PATH (one subfolder per class, or train/ val/ test/ folders of them) "
+          "or --data csv:FILE (path,label rows)")  # fmt: skip
     return 0

@@ -36,6 +36,70 @@ class ImageData:
     def class_counts(self, num_classes: int) -> list[int]:
         return torch.bincount(self.labels, minlength=num_classes).tolist()
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    in_memory = True
+
+
+@dataclass
+class FileData:
+    """One split left on disk (the streaming path): image files decoded batch by batch.
+
+    Same ``labels``, ``ids``, ``len`` and ``subset`` as :class:`ImageData`; ``files`` are the paths
+    to read and ``channels``/``size`` what each image is decoded to (the model's input).
+    """
+
+    files: list[str]
+    labels: torch.Tensor
+    ids: list[str]
+    channels: int
+    size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if len(self.files) != len(self.labels) or len(self.ids) != len(self.labels):
+            raise ValueError("files, labels and ids must have the same length")
+        self.size = (int(self.size[0]), int(self.size[1]))
+
+    in_memory = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor | list[int]) -> FileData:
+        idx = torch.as_tensor(index, dtype=torch.long).tolist()
+        return FileData([self.files[i] for i in idx], self.labels[idx], [self.ids[i] for i in idx],
+                        self.channels, self.size)  # fmt: skip
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return torch.bincount(self.labels, minlength=num_classes).tolist()
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.size[0], self.size[1]
+
+    def load(self, threads: int | None = None) -> ImageData:
+        """Decode every file into memory (bad files raise :class:`~cnnkit.errors.DataError`)."""
+        from .images import decode_files
+
+        images, failed = decode_files(self.files, self.channels, self.size, threads=threads)
+        if failed:
+            from ..errors import DataError
+
+            i, reason = failed[0]
+            raise DataError(f"cannot read image {self.files[i]!r}: {reason}")
+        return ImageData(torch.from_numpy(images), self.labels, list(self.ids))
+
+    @property
+    def images(self) -> torch.Tensor:
+        """All images decoded now (for code written for :class:`ImageData`; prefer a loader)."""
+        return self.load().images
+
+
+Split = ImageData | FileData
+
 
 @dataclass
 class DatasetSplits:
@@ -43,9 +107,9 @@ class DatasetSplits:
 
     name: str
     classes: list[str]
-    train: ImageData
-    val: ImageData
-    test: ImageData
+    train: ImageData | FileData
+    val: ImageData | FileData
+    test: ImageData | FileData
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)  # source, split method, skipped files, ...
@@ -56,10 +120,14 @@ class DatasetSplits:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.train.images.shape[1:]
-        return int(c), int(h), int(w)
+        return self.train.image_shape
 
-    def split(self, name: str) -> ImageData:
+    @property
+    def in_memory(self) -> bool:
+        """True when the splits are decoded tensors, False when they stream from files."""
+        return self.train.in_memory
+
+    def split(self, name: str) -> ImageData | FileData:
         if name not in ("train", "val", "test"):
             from ..errors import DataError
 

@@ -1,9 +1,12 @@
 """Dataset registry and :func:`load_dataset`: a name in, train/val/test splits out.
 
 A source registers a loader returning :class:`RawDataset` (the splits it ships with, as uint8
-tensors). :func:`load_dataset` then does what every source shares: pick channels and size for the
-model, carve validation/test splits (stratified, seeded) where the source has none, and compute the
-train split's mean/std.
+tensors, or as :class:`FileData` to stream). :func:`load_dataset` then does what every source shares:
+pick channels and size for the model, carve validation/test splits (stratified, seeded) where the
+source has none, compute the train split's mean/std and report class imbalance.
+
+Named sources (``digits``, ``mnist``, ``cifar10``, ...) register with :func:`register_dataset`; prefix
+sources (``folder:PATH``, ``csv:FILE``) with :func:`register_prefix`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from ..errors import DataError, suggest
-from .base import DatasetSplits, ImageData
+from .base import DatasetSplits, FileData, ImageData
 from .transforms import channel_stats, resize_uint8
+
+IMBALANCE_RATIO = 3.0  # warn when the largest class has more than this many times the smallest's images
+STATS_SAMPLE = 2000  # streamed data: mean/std estimated on this many (seeded) training images
 
 
 @dataclass
@@ -26,7 +31,7 @@ class RawDataset:
     """What a source loader returns: its own splits (any of train/val/test/all) and class names."""
 
     classes: list[str]
-    splits: dict[str, ImageData]
+    splits: dict[str, ImageData | FileData]
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -40,6 +45,7 @@ class DatasetEntry:
     split_sizes: dict[str, int]
     default_augment: str = "none"
     hflip_ok: bool = True
+    files: Callable[[str], list[str]] | None = None  # expected files under a data root (None: built in)
 
 
 _DATASETS: dict[str, DatasetEntry] = {}
@@ -53,12 +59,17 @@ def register_dataset(
     split_sizes: dict[str, int],
     default_augment: str = "none",
     hflip_ok: bool = True,
+    files: Callable[[str], list[str]] | None = None,
 ) -> Callable[[Callable[..., RawDataset]], Callable[..., RawDataset]]:
-    """Decorator registering a loader ``fn(root, download) -> RawDataset``."""
+    """Decorator registering a loader ``fn(root, download) -> RawDataset``.
+
+    ``files(root)`` lists the files the source reads under a data root (``cnnkit datasets`` shows
+    where they are and whether they are there); ``None`` for data that ships with a package.
+    """
 
     def deco(fn: Callable[..., RawDataset]) -> Callable[..., RawDataset]:
         _DATASETS[name] = DatasetEntry(
-            name, fn, description, num_classes, image_shape, split_sizes, default_augment, hflip_ok
+            name, fn, description, num_classes, image_shape, split_sizes, default_augment, hflip_ok, files
         )
         return fn
 
@@ -101,6 +112,18 @@ def register_prefix(prefix: str) -> Callable[[Callable[..., RawDataset]], Callab
     return deco
 
 
+def dataset_files(entry: DatasetEntry, root: str | None = None) -> tuple[str, str]:
+    """Where a dataset's files are (their common folder) and whether they are there."""
+    import os
+
+    if entry.files is None:
+        return "built in", "present"
+    files = entry.files(root or default_data_root())
+    have = sum(os.path.isfile(f) for f in files)
+    status = "present" if have == len(files) else "missing" if have == 0 else f"{len(files) - have} of {len(files)} missing"
+    return os.path.commonpath(files) if len(files) > 1 else os.path.dirname(files[0]), status
+
+
 def default_data_root() -> str:
     import os
     from pathlib import Path
@@ -109,7 +132,11 @@ def default_data_root() -> str:
 
 
 def load_raw(name: str, root: str | None = None, download: bool = False, **kw: Any) -> RawDataset:
-    """The source's own splits, before resizing and re-splitting."""
+    """The source's own splits, before resizing and re-splitting.
+
+    Prefix sources receive ``kw`` (``input_size``, ``channels``, ``strict``, ``memory_budget_mb``, ...)
+    so they can decode files straight to the model's size; named sources take ``root`` and ``download``.
+    """
     entry = dataset_entry(name)
     root = root or default_data_root()
     if entry is None:
@@ -130,7 +157,9 @@ def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise DataError(f"cannot convert {c}-channel images to {channels} channels")
 
 
-def _prepare(d: ImageData, channels: int | None, size: tuple[int, int] | None) -> ImageData:
+def _prepare(d: ImageData | FileData, channels: int | None, size: tuple[int, int] | None) -> ImageData | FileData:
+    if isinstance(d, FileData):  # decoded later, straight to the target
+        return FileData(d.files, d.labels, d.ids, channels or d.channels, tuple(size) if size else d.size)
     x = d.images
     if channels is not None:
         x = _to_channels(x, channels)
@@ -143,6 +172,8 @@ def stratified_split(
     labels: np.ndarray, fractions: tuple[float, float], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of (rest, part1, part2) with part sizes given as fractions of the whole, stratified."""
+    from sklearn.model_selection import train_test_split  # imported here: it takes seconds to import
+
     n = len(labels)
     idx = np.arange(n)
     f1, f2 = fractions
@@ -171,20 +202,33 @@ def load_dataset(
     seed: int = 0,
     root: str | None = None,
     download: bool = False,
+    strict: bool = False,
+    memory_budget_mb: float = 4096,
+    cache: bool = True,
     **kw: Any,
 ) -> DatasetSplits:
-    """Load a dataset by name as in-memory train/val/test splits at the requested size.
+    """Load a dataset by name as train/val/test splits at the requested size.
 
     Splits the source does not provide are carved out stratified and seeded: ``test_split`` and
     ``val_split`` are fractions of the source's data (of ``train`` when it has its own test split).
+
+    For ``folder:``/``csv:`` data: ``strict`` makes a bad file an error (otherwise it is skipped and
+    listed in ``info["skipped"]``); data that decodes to more than ``memory_budget_mb`` streams from
+    disk (:class:`FileData` splits); ``cache`` keeps decoded images on disk for the next run.
+    ``info["messages"]`` and ``info["warnings"]`` hold what a caller should print.
     """
-    raw = load_raw(name, root=root, download=download, **kw)
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
+    raw = load_raw(name, root=root, download=download, input_size=input_size, channels=channels, strict=strict,
+                   memory_budget_mb=memory_budget_mb, cache=cache, seed=seed, **kw)  # fmt: skip
     splits = {k: _prepare(v, channels, input_size) for k, v in raw.splits.items()}
     info = dict(raw.info)
+    info["messages"] = list(info.get("messages", []))
+    info["warnings"] = list(info.get("warnings", []))
     if "all" in splits:
         pool = splits.pop("all")
+        if len(pool) == 0:
+            raise DataError(f"dataset {name!r} has no images")
         rest, val_idx, test_idx = stratified_split(pool.labels.numpy(), (val_split, test_split), seed)
         splits = {"train": pool.subset(rest), "val": pool.subset(val_idx), "test": pool.subset(test_idx)}
         info["split"] = f"stratified {1 - val_split - test_split:.0%}/{val_split:.0%}/{test_split:.0%}, seed {seed}"
@@ -202,5 +246,41 @@ def load_dataset(
             splits["train"], splits["test"] = tr.subset(rest), tr.subset(test_idx)
     if len(splits["train"]) == 0:
         raise DataError(f"dataset {name!r} has no training images")
-    mean, std = channel_stats(splits["train"].images)
-    return DatasetSplits(name, list(raw.classes), splits["train"], splits["val"], splits["test"], mean, std, info)
+    classes = list(raw.classes)
+    _report_balance(classes, splits, info)
+    mean, std = train_stats(splits["train"], seed)
+    return DatasetSplits(name, classes, splits["train"], splits["val"], splits["test"], mean, std, info)
+
+
+def train_stats(train: ImageData | FileData, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of the training split; streamed data: of a seeded sample of it."""
+    if isinstance(train, ImageData):
+        return channel_stats(train.images)
+    n = len(train)
+    if n > STATS_SAMPLE:
+        g = torch.Generator().manual_seed(seed)
+        train = train.subset(torch.randperm(n, generator=g)[:STATS_SAMPLE].sort().values)
+    from .images import decode_files
+
+    images, failed = decode_files(train.files, train.channels, train.size)
+    if failed:
+        keep = np.ones(len(images), dtype=bool)
+        keep[[i for i, _ in failed]] = False
+        images = images[keep]
+    return channel_stats(torch.from_numpy(images))
+
+
+def _report_balance(classes: list[str], splits: dict[str, ImageData | FileData], info: dict[str, Any]) -> None:
+    """Class counts over all splits in ``info``; a warning when the classes are badly imbalanced."""
+    labels = torch.cat([s.labels for s in splits.values()])
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    info["class_counts"] = dict(zip(classes, counts, strict=False))
+    lo, hi = min(counts), max(counts)
+    ratio = hi / max(lo, 1)
+    info["imbalance"] = round(ratio, 2)
+    if len(classes) > 1 and ratio > IMBALANCE_RATIO:
+        big, small = classes[counts.index(hi)], classes[counts.index(lo)]
+        info["warnings"].append(
+            f"class imbalance: {big!r} has {hi:,} images, {small!r} only {lo:,} ({ratio:.1f}x); accuracy will "
+            "favour the large classes (look at per-class recall, or collect more of the small ones)"
+        )

@@ -17,19 +17,22 @@ def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, in the [0, 1] scale (computed in chunks)."""
+    """Per-channel mean and std of uint8 images, in the [0, 1] scale.
+
+    Exact and fast: a 256-bin histogram per channel (``bincount`` straight on the uint8 values, in
+    chunks) gives the sums of ``x`` and ``x**2`` without converting any pixel to float.
+    """
     c = images.shape[1]
-    s = torch.zeros(c, dtype=torch.float64)
-    s2 = torch.zeros(c, dtype=torch.float64)
-    n = 0
+    hist = torch.zeros(c, 256, dtype=torch.float64)
     for i in range(0, len(images), chunk):
-        x = images[i : i + chunk].to(torch.float64) / 255.0
-        s += x.sum(dim=(0, 2, 3))
-        s2 += (x * x).sum(dim=(0, 2, 3))
-        n += x.numel() // c
-    mean = s / max(n, 1)
-    std = (s2 / max(n, 1) - mean**2).clamp_min(1e-12).sqrt()
-    return tuple(round(float(v), 6) for v in mean), tuple(round(max(float(v), 1e-3), 6) for v in std)
+        part = images[i : i + chunk].cpu()
+        for ch in range(c):
+            hist[ch] += torch.bincount(part[:, ch].reshape(-1), minlength=256).double()
+    v = torch.arange(256, dtype=torch.float64) / 255.0
+    n = hist.sum(1).clamp_min(1)
+    mean = (hist * v).sum(1) / n
+    std = ((hist * v * v).sum(1) / n - mean**2).clamp_min(1e-12).sqrt()
+    return tuple(round(float(x), 6) for x in mean), tuple(round(max(float(x), 1e-3), 6) for x in std)
 
 
 class Normalize:
@@ -44,6 +47,12 @@ class Normalize:
             x = x.float().div_(255.0)
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x - mean) / std
+
+    def inplace(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise a float batch in [0, 1] in place (the loaders' hot path: no new tensors)."""
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return x.sub_(self.mean).div_(self.std)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Back to [0, 1] pixels (for showing images)."""

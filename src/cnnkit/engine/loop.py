@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader
+from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader, make_loader
 from ..errors import TrainingDiverged
 from ..run import RunDir, WeightsMeta, save_weights
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
@@ -107,9 +107,9 @@ class Trainer:
         rank, world = rank_and_world()
         norm = Normalize(data.mean, data.std)
         aug = Augment.from_spec(cfg.augment)
-        self.train_loader = TensorLoader(
+        self.train_loader = make_loader(
             data.train, cfg.batch_size, norm, shuffle=True, augment=aug, seed=cfg.seed, device=device,
-            rank=rank, world_size=world, channels_last=self.channels_last,
+            rank=rank, world_size=world, channels_last=self.channels_last, workers=cfg.workers, strict=cfg.strict,
         )  # fmt: skip
         self.lr_mults = lr_mults
         self.optimizer = build_optimizer(self.model, cfg, lr_mults)
@@ -122,8 +122,8 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def loader(self, split: ImageData, batch_size: int | None = None) -> TensorLoader:
         norm = Normalize(self.data.mean, self.data.std)
-        return TensorLoader(split, batch_size or max(256, self.cfg.batch_size), norm, device=self.device,
-                            channels_last=self.channels_last)  # fmt: skip
+        return make_loader(split, batch_size or max(256, self.cfg.batch_size), norm, device=self.device,
+                           channels_last=self.channels_last, workers=self.cfg.workers, strict=self.cfg.strict)  # fmt: skip
 
     def rebuild_optimizer(self, lr_mults: dict[str, float] | None = None) -> None:
         """New optimiser over the currently trainable parameters (after unfreezing), same schedule."""

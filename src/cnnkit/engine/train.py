@@ -63,6 +63,7 @@ def load_data_for(cfg: TrainConfig) -> DatasetSplits:
     return load_dataset(
         cfg.data, input_size=cfg.input_size, val_split=cfg.val_split, test_split=cfg.test_split,
         seed=cfg.seed, root=cfg.data_root, download=cfg.download,
+        strict=cfg.strict, memory_budget_mb=cfg.memory_budget_mb, cache=cfg.cache,
     )  # fmt: skip
 
 
@@ -108,8 +109,14 @@ def train(
         run = RunDir(resume)
         if not run.config.is_file():
             raise CheckpointError(f"{str(run.path)!r} is not a run folder (no config.yaml)", hint="pass the folder of the run to continue")
+        if model_fn is None and (run.path / "finetune.json").is_file():
+            # Rebuilding a fine-tune run needs its source weights and freezing schedule.
+            raise ConfigError(
+                f"{str(run.path)!r} is a fine-tune run",
+                hint=f"continue it with: cnnkit finetune --resume {run.path}",
+            )
         base = run.read_config()
-        allowed = {"epochs", "device", "amp", "workers", "data_root"}
+        allowed = {"epochs", "device", "amp", "workers", "data_root", "memory_budget_mb", "cache"}
         bad = set(overrides) - allowed
         if bad:
             raise ConfigError(
@@ -147,10 +154,15 @@ def train(
         run.create(overwrite=overwrite)
         cfg.to_yaml(run.config)
         atomic_write_json(run.split, {"dataset": cfg.data, "classes": data.classes, **data.split_ids()})
+        _write_skipped(run, data)
     elif resume is not None:
         _check_split(run, data)
         remove_stale_temps(run.path)
     reporter = Reporter(enabled=main and not quiet, log=run.append_log if main else None)
+    for line in data.info.get("messages", []):  # how the data was loaded (cache hit, streaming, ...)
+        reporter.print(line)
+    for line in data.info.get("warnings", []):  # skipped files, class imbalance
+        reporter.print(f"warning: {line}")
     meta = WeightsMeta(
         model=cfg.model, model_args=cfg.model_args, num_classes=data.num_classes, classes=data.classes,
         input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source=source,
@@ -204,6 +216,7 @@ def train(
             "total_seconds": round(time.perf_counter() - t_start, 3),
             "resumed": resume is not None or prev.get("timing", {}).get("resumed", False),
         },
+        "data": _data_summary(data),
         "device": device.type,
         "threads": torch.get_num_threads(),
         "versions": library_versions(),
@@ -218,6 +231,28 @@ def train(
             )
         reporter.print(f"run saved to {run.path}")
     return TrainResult(run.path, test, val, state.best_epoch, state.epoch, state.stopped_early, state.history, summary)
+
+
+def _data_summary(data: DatasetSplits) -> dict[str, Any]:
+    """How the data was loaded, for summary.json: in memory or streamed, cache, skipped files, balance."""
+    info = data.info
+    out: dict[str, Any] = {"storage": "memory" if data.in_memory else "streaming"}
+    for key in ("split", "cache", "class_counts", "imbalance"):
+        if key in info:
+            out[key] = info[key]
+    out["skipped_files"] = len(info.get("skipped") or [])
+    return out
+
+
+def _write_skipped(run: RunDir, data: DatasetSplits) -> None:
+    """List the files the data layer skipped (unreadable, not images) in the run folder, if any."""
+    skipped = data.info.get("skipped") or []
+    if not skipped:
+        return
+    from ..io import atomic_write_text
+
+    atomic_write_json(run.path / "skipped_files.json", skipped)
+    atomic_write_text(run.path / "skipped_files.txt", "".join(f"{s['path']}\t{s['reason']}\n" for s in skipped))
 
 
 def _check_split(run: RunDir, data: DatasetSplits) -> None:

@@ -1,0 +1,38 @@
+"""``cnnkit datasets`` and ``cnnkit show-batch``."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from cnnkit.cli import COMMAND_MODULES, main
+
+
+def test_datasets_lists_names_shapes_splits_and_where_the_files_are(tmp_path, capsys, fx, monkeypatch):
+    import torchvision.datasets as tvd
+
+    fx.write_cifar(tmp_path)
+    fx.patch_checksums(monkeypatch, tvd.CIFAR10, tmp_path)
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["datasets", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
+    assert "3x32x32" in lines["cifar10"] and "train 50,000, test 10,000" in lines["cifar10"]
+    assert "present" in lines["cifar10"] and "missing" in lines["mnist"] and "1x28x28" in lines["mnist"]
+    assert "built in" in lines["digits"] and "folder:PATH" in out and "csv:FILE" in out
+    assert "stl10" in lines and "svhn" in lines and "kmnist" in lines and "fashion-mnist" in lines
+
+
+def test_show_batch_writes_a_labelled_grid(tmp_path, capsys, fx):
+    assert "show_batch" in COMMAND_MODULES
+    out = tmp_path / "batch.png"
+    assert main(["show-batch", "digits", "-o", str(out), "--n", "12", "--input-size", "16"]) == 0
+    text = capsys.readouterr().out
+    assert "12 train images" in text and "augment: translate=2,rotate=10" in text
+    with Image.open(out) as im:
+        assert im.size[0] > 300
+    root = fx.make_messy_folder(tmp_path / "messy")
+    assert main(["show-batch", f"folder:{root}", "-o", str(out), "--augment", "flip,erase=0.5", "--n", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "warning: skipped 5 bad files" in text and "augment: flip,erase=0.5" in text
+    assert main(["show-batch", "digits", "--augment", "spin=3", "-o", str(out)]) == 2
+    assert "unknown augmentation 'spin'" in capsys.readouterr().err
