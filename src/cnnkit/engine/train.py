@@ -48,7 +48,13 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     entry = model_entry(cfg.model) if ":" not in cfg.model else None
     upd: dict[str, Any] = {}
     if cfg.input_size is None:
-        upd["input_size"] = entry.default_input[1] if entry else 224
+        size = entry.default_input[1] if entry else 224
+        known = dataset_entry(cfg.data)
+        if known is not None and max(known.image_shape[1:]) < 64:
+            # Small-image datasets (digits, MNIST, CIFAR): use the models' small-input stems at
+            # 32 px instead of upsampling 8-32 px images to an ImageNet model's 224.
+            size = min(size, 32)
+        upd["input_size"] = size
     if cfg.augment == "auto":
         d = dataset_entry(cfg.data)
         upd["augment"] = d.default_augment if d else "translate=2,flip"
