@@ -105,6 +105,8 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.
     """One file as uint8 ``C x H x W``; raises :class:`~cnnkit.errors.DataError` naming the file."""
     from ..errors import DataError
 
+    if not Path(path).exists():
+        raise DataError(f"image {str(path)!r} does not exist")
     try:
         arr, _ = decode_array(path, channels, size)
     except BadImage as e:

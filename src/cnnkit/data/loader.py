@@ -59,7 +59,39 @@ def to_model_input(x8: torch.Tensor, augment: Augment | None, normalize: Normali
     return normalize.inplace(x)
 
 
-class TensorLoader:
+class _EpochBatches:
+    """Epoch bookkeeping both loaders share: seeded per-epoch order, rank sharding, batch count.
+
+    Subclasses set ``labels``, ``batch_size``, ``shuffle``, ``drop_last``, ``seed``, ``epoch``,
+    ``rank`` and ``world_size``.
+    """
+
+    labels: torch.Tensor
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    seed: int
+    epoch: int
+    rank: int
+    world_size: int
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shuffle and augmentation to replay (as DistributedSampler)."""
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        return epoch_indices(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+
+    def __len__(self) -> int:
+        n = len(self._indices()) if self.world_size > 1 else len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._indices())
+
+
+class TensorLoader(_EpochBatches):
     """Iterate ``(x, y)`` batches: ``x`` float normalised ``N x C x H x W``, ``y`` int64, on ``device``."""
 
     def __init__(
@@ -88,21 +120,6 @@ class TensorLoader:
         self.epoch = 0
         self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose shuffle and augmentation to replay (as DistributedSampler)."""
-        self.epoch = epoch
-
-    def _indices(self) -> torch.Tensor:
-        return epoch_indices(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
-
-    def __len__(self) -> int:
-        n = len(self._indices()) if self.world_size > 1 else len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self._indices())
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices().to(self.device)
@@ -139,7 +156,7 @@ class BatchDecoder(torch.utils.data.Dataset):
         return {**self.__dict__, "_pool": None}
 
 
-class StreamLoader:
+class StreamLoader(_EpochBatches):
     """:class:`TensorLoader`'s contract for a :class:`FileData` split: files decoded batch by batch.
 
     ``workers=0`` decodes in a pool of threads of this process, a few batches ahead of the model
@@ -184,20 +201,6 @@ class StreamLoader:
         self.prefetch = max(1, prefetch)
         self.strict = strict
         self.skipped: dict[str, str] = {}  # files that failed while streaming: path -> reason
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _indices(self) -> torch.Tensor:
-        return epoch_indices(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
-
-    def __len__(self) -> int:
-        n = len(self._indices()) if self.world_size > 1 else len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    @property
-    def num_samples(self) -> int:
-        return len(self._indices())
 
     def _batches(self) -> list[list[int]]:
         idx = self._indices()

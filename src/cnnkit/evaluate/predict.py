@@ -5,38 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..data.images import read_image  # one decoder for training and prediction: same pixels
 from ..errors import DataError
 from ..run import LoadedRun
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """Read an image file as uint8 ``C x H x W`` at ``size`` (EXIF orientation applied).
-
-    Raises :class:`DataError` naming the file when it cannot be decoded.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.clip(a / max(a.max(), 1) * 255, 0, 255).astype(np.uint8))
-            im = im.convert("L" if channels == 1 else "RGB")
-            im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(f"image {str(p)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"cannot read image {str(p)!r}: {e}", hint="is it a valid image file?") from None
-    t = torch.from_numpy(arr.copy())
-    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
 
 
 def collect_images(paths: list[str | Path]) -> list[Path]:
