@@ -17,6 +17,9 @@ import yaml
 from .errors import ConfigError, suggest
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# The learning rate each optimiser gets when neither the user nor the model's recipe sets one: Adam's
+# step is normalised per parameter, so SGD's 0.05 would be ~50x too large for it.
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 SCHEDULERS = ("constant", "step", "plateau", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "hinge", "squared_error")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -51,15 +54,17 @@ class TrainConfig:
     epochs: int = _f(30, "number of training epochs", lo=1)
     batch_size: int = _f(64, "mini-batch size", lo=1)
     # optimiser
-    optimizer: str = _f("sgd", "optimiser", OPTIMIZERS)
-    lr: float = _f(0.05, "learning rate", lo_open=0.0)
+    optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
+    lr: float | None = _f(None, "learning rate (default: the model's recipe, else 0.05 for sgd and 0.001 for "
+                          "adam/adamw)", lo_open=0.0, auto=True)
     momentum: float = _f(0.9, "SGD momentum", lo=0.0, hi_open=1.0)
     nesterov: bool = _f(True, "Nesterov momentum (SGD)")
     weight_decay: float = _f(5e-4, "L2 weight decay", lo=0.0)
     l1: float = _f(0.0, "L1 penalty on the weights, added to the loss", lo=0.0)
     # learning-rate schedule
     scheduler: str = _f("cosine", "learning-rate schedule", SCHEDULERS)
-    warmup_epochs: float = _f(0.0, "linear warmup from lr/100 over this many epochs", lo=0.0)
+    warmup_epochs: float | None = _f(None, "linear warmup from lr/100 over this many epochs (default: the model's "
+                                     "recipe, e.g. 1 for batch-norm VGG and ImageNet ResNets, else 0)", lo=0.0, auto=True)
     step_size: int = _f(10, "step schedule: epochs between decays", lo=1)
     gamma: float = _f(0.1, "step and plateau schedules: decay factor", lo_open=0.0, hi_open=1.0)
     plateau_patience: int = _f(3, "plateau schedule: epochs without improvement before decaying", lo=0)
@@ -117,6 +122,11 @@ class TrainConfig:
         from .io import atomic_write_text
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def auto_fields(cls) -> tuple[str, ...]:
+        """Fields a model's recipe fills when the user leaves them unset (``None``)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("auto"))
 
     def replace(self, **kw: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **kw})

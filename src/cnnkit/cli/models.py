@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = list_models(args.filter, family=args.family)
     t = Table(show_header=True, header_style="bold")
-    for col, just in (("name", "left"), ("family", "left"), ("params", "right"), ("input", "left"), ("description", "left")):
+    cols = ("name", "left"), ("family", "left"), ("params", "right"), ("input", "left"), ("recipe", "left"), ("description", "left")
+    for col, just in cols:
         t.add_column(col, justify=just)
     for n in names:
         e = model_entry(n)
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_params:
             with torch.device("meta"):  # count without allocating or initialising weights
                 params = f"{count_params(create_model(n, num_classes=10 if e.default_input[1] < 64 else 1000)):,}"
-        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), e.description)
+        # The training options `cnnkit train` sets for this model unless given (see TrainConfig auto fields).
+        recipe = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.recipe.items())
+        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), recipe, e.description)
     Console().print(t)
     if not names:
         print(f"no model matches {args.filter!r}")

@@ -198,10 +198,11 @@ class Trainer:
             if cfg.l1 > 0:
                 loss = loss + cfg.l1 * l1_penalty(model.parameters())
             if not torch.isfinite(loss.detach()):
+                base_lr = max(g.get("initial_lr", g["lr"]) for g in opt.param_groups)
                 raise TrainingDiverged(
                     f"the loss became {loss.detach().item()} at epoch {epoch + 1}, batch {b + 1}",
-                    hint=f"lower the learning rate (now --lr {cfg.lr:g}), e.g. --lr {cfg.lr / 10:g}; "
-                    "the last good checkpoint is kept in the run folder",
+                    hint=f"lower the learning rate (now --lr {base_lr:g}), e.g. --lr {base_lr / 10:g}, or warm "
+                    "up with --warmup-epochs 1; the last good checkpoint is kept in the run folder",
                 )
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()

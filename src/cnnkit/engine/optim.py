@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import DEFAULT_LR, TrainConfig
 
 
 def param_groups(
@@ -36,16 +36,18 @@ def build_optimizer(
     model: nn.Module, cfg: TrainConfig, lr_mults: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov), Adam or AdamW over :func:`param_groups`."""
+    # Unset (None) optimiser/lr only reach here when a config skipped resolve_config (direct Trainer
+    # use): take the general defaults, as resolve_config would for a model without a recipe.
+    name = cfg.optimizer or "sgd"
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[name]
     groups = param_groups(model, cfg.weight_decay, lr_mults)
     for g in groups:
-        g["lr"] = cfg.lr * g["lr_mult"]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
-        )
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        g["lr"] = lr * g["lr_mult"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
 
 
 def l1_penalty(params: Iterable[nn.Parameter]) -> torch.Tensor:
@@ -67,7 +69,8 @@ class LRSchedule:
         self.kind = cfg.scheduler
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total = cfg.epochs * self.steps_per_epoch
-        self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        # None: a config not passed through resolve_config (direct Trainer use) -> no warmup.
+        self.warmup = int(round((cfg.warmup_epochs or 0.0) * self.steps_per_epoch))
         self.step_size, self.gamma = cfg.step_size, cfg.gamma
         self.patience = cfg.plateau_patience
         self.mode = "min" if cfg.monitor.endswith("loss") else "max"

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..config import TrainConfig
+from ..config import DEFAULT_LR, TrainConfig
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..io import atomic_write_json, remove_stale_temps
@@ -43,6 +43,11 @@ class TrainResult:
         return self.test["acc"]
 
 
+def recipe_of(model: str) -> dict[str, Any]:
+    """The training settings a registered model recommends (empty for torchvision:/timm: models)."""
+    return dict(model_entry(model).recipe) if ":" not in model else {}
+
+
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
     """Fill in what ``auto``/``None`` stand for, so config.yaml records what actually ran."""
     entry = model_entry(cfg.model) if ":" not in cfg.model else None
@@ -55,6 +60,17 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
             # 32 px instead of upsampling 8-32 px images to an ImageNet model's 224.
             size = min(size, 32)
         upd["input_size"] = size
+    # Options the user left unset take the model's recipe, else their general default.
+    recipe = recipe_of(cfg.model)
+    opt = cfg.optimizer or recipe.get("optimizer", "sgd")
+    upd["optimizer"] = opt
+    if cfg.lr is None:
+        # A recipe's learning rate belongs to its optimiser: `--optimizer sgd` on a model whose
+        # recipe is Adam gets SGD's default rate, not Adam's.
+        same_opt = recipe.get("optimizer", "sgd") == opt
+        upd["lr"] = recipe["lr"] if same_opt and "lr" in recipe else DEFAULT_LR[opt]
+    if cfg.warmup_epochs is None:
+        upd["warmup_epochs"] = recipe.get("warmup_epochs", 0.0)
     if cfg.augment == "auto":
         d = dataset_entry(cfg.data)
         upd["augment"] = d.default_augment if d else "translate=2,flip"
@@ -130,6 +146,7 @@ def train(
                 hint="start a new run instead, or only change: " + ", ".join(sorted(allowed)),
             )
         cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run.config))
+        recipe_used: dict[str, Any] = {}
     else:
         if isinstance(config, TrainConfig):
             base = config.to_dict()
@@ -139,7 +156,9 @@ def train(
             base = load_yaml(config)
         else:
             base = dict(config or {})
-        cfg = resolve_config(TrainConfig.from_dict({**base, **overrides}))
+        raw = TrainConfig.from_dict({**base, **overrides})
+        cfg = resolve_config(raw)
+        recipe_used = {k: v for k, v in recipe_of(cfg.model).items() if getattr(raw, k) is None and getattr(cfg, k) == v}
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
     device = select_device(cfg.device)
@@ -186,6 +205,10 @@ def train(
             f"training {cfg.model} ({n:,} parameters{frozen}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
+        if recipe_used:
+            flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                             for k, v in recipe_used.items())  # fmt: skip
+            reporter.print(f"{cfg.model}'s recipe sets {flags} (pass the option to change it)")
     t_train0 = time.perf_counter()
     try:
         state = trainer.fit()

@@ -51,22 +51,29 @@ class _Entry:
     fn: Callable[..., nn.Module]
     default_input: tuple[int, int, int]
     description: str
+    # Training settings this model needs when the user leaves them unset (TrainConfig fields marked
+    # ``auto``), like a model card's recommended recipe; recorded resolved in the run's config.yaml.
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
 def register_model(
-    family: str, default_input: tuple[int, int, int], name: str | None = None
+    family: str, default_input: tuple[int, int, int], name: str | None = None, recipe: dict[str, Any] | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a builder under its function name (or ``name``)."""
+    """Decorator: register a builder under its function name (or ``name``).
+
+    ``recipe`` holds training settings the model needs by default (for example a warmup), applied
+    by ``cnnkit train`` to the options the user did not set.
+    """
 
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         if key in _REGISTRY:
             raise RuntimeError(f"model {key!r} registered twice")
         doc = (inspect.getdoc(fn) or "").splitlines()
-        _REGISTRY[key] = _Entry(key, family, fn, tuple(default_input), doc[0] if doc else "")
+        _REGISTRY[key] = _Entry(key, family, fn, tuple(default_input), doc[0] if doc else "", dict(recipe or {}))
         return fn
 
     return deco

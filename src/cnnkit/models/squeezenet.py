@@ -17,6 +17,10 @@ from .base import Classifier
 from .layers import Fire, default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
+# No batch norm, and the classifier ends in ReLU + average pooling: SGD at 0.05 (with or without
+# warmup) and Adam at 1e-3 stay at chance on digits for 3 epochs; Adam at 3e-4 reaches 86% after 10 epochs.
+RECIPE = {"optimizer": "adam", "lr": 3e-4}
+
 
 class SqueezeNet(Classifier):
     """``features`` (conv, fire modules, max-pools) and ``classifier`` (dropout, 1x1 conv, ReLU, global pool)."""
@@ -73,14 +77,14 @@ def _squeezenet(version: str, num_classes: int, in_chans: int, input_size: tuple
     return model
 
 
-@register_model("squeezenet", (3, 224, 224))
+@register_model("squeezenet", (3, 224, 224), recipe=RECIPE)
 def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
                   small_input: bool | None = None) -> SqueezeNet:
     """SqueezeNet 1.0: fire modules, 1x1-conv classifier, 1.25M parameters."""
     return _squeezenet("1_0", num_classes, in_chans, input_size, dropout, small_input)
 
 
-@register_model("squeezenet", (3, 224, 224))
+@register_model("squeezenet", (3, 224, 224), recipe=RECIPE)
 def squeezenet1_1(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
                   small_input: bool | None = None) -> SqueezeNet:
     """SqueezeNet 1.1: earlier pooling, 2.4x fewer operations than 1.0 at the same accuracy."""
