@@ -16,7 +16,8 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
         flag = "--" + f.name.replace("_", "-")
         t = field_type(f)
         default = f.default if f.default is not MISSING else f.default_factory()
-        help_ = f"{f.metadata['help']} (default: {default})"
+        # A None default is explained by the help text itself ("default: the model's ...").
+        help_ = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
         if t is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif t is dict:
