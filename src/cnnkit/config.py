@@ -46,7 +46,8 @@ class TrainConfig:
     download: bool = _f(False, "download a standard dataset if its files are missing")
     val_split: float = _f(0.15, "fraction held out for validation when the data has no val split", lo=0.0, hi=0.9)
     test_split: float = _f(0.15, "fraction held out for testing when the data has no test split", lo=0.0, hi=0.9)
-    input_size: int | None = _f(None, "image side in pixels (default: the model's, at most 32 for 8-32 px datasets such as digits and CIFAR)", lo=1)
+    input_size: int | None = _f(None, "image side in pixels (default: the model's, at most 32 for 8-32 px datasets "
+                                "such as digits and CIFAR)", lo=1)
     strict: bool = _f(False, "folder/CSV data: stop at the first unreadable or non-image file instead of skipping it")
     memory_budget_mb: int = _f(4096, "folder/CSV data: decode into memory up to this size (MB), stream from disk beyond", lo=0)
     cache: bool = _f(True, "folder/CSV data: keep decoded images on disk for the next run ($CNNKIT_CACHE or ~/.cache/cnnkit/decoded)")
