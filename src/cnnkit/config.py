@@ -133,6 +133,26 @@ class TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **kw})
 
 
+def as_flags(options: dict[str, Any]) -> str:
+    """Config values as the ``cnnkit train`` flags that set them: ``--warmup-epochs 1 --lr 0.0003``."""
+    return " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                    for k, v in options.items())  # fmt: skip
+
+
+def optimizer_and_lr(optimizer: str | None, lr: float | None, recipe: dict[str, Any] | None = None) -> tuple[str, float]:
+    """The optimiser and learning rate to use: the given ones, else the model ``recipe``'s, else defaults.
+
+    A recipe's learning rate belongs to its optimiser: ``--optimizer sgd`` on a model whose recipe is
+    Adam gets SGD's default rate, not Adam's.
+    """
+    recipe = recipe or {}
+    name = optimizer or recipe.get("optimizer", "sgd")
+    if lr is None:
+        same_opt = recipe.get("optimizer", "sgd") == name
+        lr = recipe["lr"] if same_opt and "lr" in recipe else DEFAULT_LR[name]
+    return name, lr
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error for a missing or malformed file."""
     p = Path(path)

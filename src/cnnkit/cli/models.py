@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from ..config import as_flags
     from ..models import count_params, create_model, list_models, model_entry
 
     names = list_models(args.filter, family=args.family)
@@ -32,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
             with torch.device("meta"):  # count without allocating or initialising weights
                 params = f"{count_params(create_model(n, num_classes=10 if e.default_input[1] < 64 else 1000)):,}"
         # The training options `cnnkit train` sets for this model unless given (see TrainConfig auto fields).
-        recipe = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in e.recipe.items())
-        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), recipe, e.description)
+        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), as_flags(e.recipe), e.description)
     Console().print(t)
     if not names:
         print(f"no model matches {args.filter!r}")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import DEFAULT_LR, TrainConfig
+from ..config import TrainConfig, optimizer_and_lr
 
 
 def param_groups(
@@ -38,8 +38,7 @@ def build_optimizer(
     """SGD (momentum, Nesterov), Adam or AdamW over :func:`param_groups`."""
     # Unset (None) optimiser/lr only reach here when a config skipped resolve_config (direct Trainer
     # use): take the general defaults, as resolve_config would for a model without a recipe.
-    name = cfg.optimizer or "sgd"
-    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[name]
+    name, lr = optimizer_and_lr(cfg.optimizer, cfg.lr)
     groups = param_groups(model, cfg.weight_decay, lr_mults)
     for g in groups:
         g["lr"] = lr * g["lr_mult"]

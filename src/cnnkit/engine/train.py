@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..config import DEFAULT_LR, TrainConfig
+from ..config import TrainConfig, as_flags, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..io import atomic_write_json, remove_stale_temps
@@ -61,14 +61,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
             size = min(size, 32)
         upd["input_size"] = size
     # Options the user left unset take the model's recipe, else their general default.
-    recipe = recipe_of(cfg.model)
-    opt = cfg.optimizer or recipe.get("optimizer", "sgd")
-    upd["optimizer"] = opt
-    if cfg.lr is None:
-        # A recipe's learning rate belongs to its optimiser: `--optimizer sgd` on a model whose
-        # recipe is Adam gets SGD's default rate, not Adam's.
-        same_opt = recipe.get("optimizer", "sgd") == opt
-        upd["lr"] = recipe["lr"] if same_opt and "lr" in recipe else DEFAULT_LR[opt]
+    recipe = entry.recipe if entry else {}
+    upd["optimizer"], upd["lr"] = optimizer_and_lr(cfg.optimizer, cfg.lr, recipe)
     if cfg.warmup_epochs is None:
         upd["warmup_epochs"] = recipe.get("warmup_epochs", 0.0)
     if cfg.augment == "auto":
@@ -206,9 +200,7 @@ def train(
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
         if recipe_used:
-            flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
-                             for k, v in recipe_used.items())  # fmt: skip
-            reporter.print(f"{cfg.model}'s recipe sets {flags} (pass the option to change it)")
+            reporter.print(f"{cfg.model}'s recipe sets {as_flags(recipe_used)} (pass the option to change it)")
     t_train0 = time.perf_counter()
     try:
         state = trainer.fit()
