@@ -47,13 +47,13 @@ class TrainConfig:
     val_split: float = _f(0.15, "fraction held out for validation when the data has no val split", lo=0.0, hi=0.9)
     test_split: float = _f(0.15, "fraction held out for testing when the data has no test split", lo=0.0, hi=0.9)
     input_size: int | None = _f(None, "image side in pixels (default: the model's, at most 32 for 8-32 px datasets "
-                                "such as digits and CIFAR)", lo=1)
+                                "such as digits and CIFAR)", lo=1, hi=2048)
     strict: bool = _f(False, "folder/CSV data: stop at the first unreadable or non-image file instead of skipping it")
     memory_budget_mb: int = _f(4096, "folder/CSV data: decode into memory up to this size (MB), stream from disk beyond", lo=0)
     cache: bool = _f(True, "folder/CSV data: keep decoded images on disk for the next run ($CNNKIT_CACHE or ~/.cache/cnnkit/decoded)")
     # how long and how big
-    epochs: int = _f(30, "number of training epochs", lo=1)
-    batch_size: int = _f(64, "mini-batch size", lo=1)
+    epochs: int = _f(30, "number of training epochs", lo=1, hi=1_000_000)
+    batch_size: int = _f(64, "mini-batch size", lo=1, hi=65536)
     # optimiser
     optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
     lr: float | None = _f(None, "learning rate (default: the model's recipe, else 0.05 for sgd and 0.001 for "
@@ -81,8 +81,8 @@ class TrainConfig:
     device: str = _f("auto", "where to train", DEVICES)
     amp: str = _f("auto", "mixed precision (auto: on for CUDA)", TRISTATE)
     channels_last: str = _f("auto", "channels-last memory format (auto: on for CUDA conv nets)", TRISTATE)
-    workers: int = _f(0, "data loader worker processes for streamed data", lo=0)
-    seed: int = _f(0, "random seed (splits, initialisation, shuffling, augmentation)")
+    workers: int = _f(0, "data loader worker processes for streamed data", lo=0, hi=256)
+    seed: int = _f(0, "random seed (splits, initialisation, shuffling, augmentation)", lo=0, hi=2**32 - 1)
     deterministic: bool = _f(True, "use deterministic algorithms (same seed, same numbers)")
     # run folder
     name: str | None = _f(None, "run name (default: a timestamp)")
@@ -96,6 +96,10 @@ class TrainConfig:
         """Check every value; raise :class:`ConfigError` naming the first bad one."""
         for f in fields(self):
             _check(f, getattr(self, f.name))
+        if self.name is not None:
+            check_run_name(self.name)
+        if not self.runs_dir.strip():
+            raise ConfigError("--runs-dir must not be empty", hint="e.g. --runs-dir runs")
         if self.val_split + self.test_split >= 1.0:
             raise ConfigError(
                 f"val_split + test_split = {self.val_split + self.test_split:g} leaves no training data",
@@ -131,6 +135,25 @@ class TrainConfig:
 
     def replace(self, **kw: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **kw})
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one folder name inside --runs-dir: no separators, not empty, not '.' or '..'.
+
+    This is what keeps ``--overwrite`` from reaching outside the runs folder (``--name ..``).
+    """
+    import os
+
+    bad = ("/", "\\", "\0") + ((os.altsep,) if os.altsep else ())
+    if not name.strip() or name in (".", "..") or any(c in name for c in bad) or name.startswith("."):
+        raise ConfigError(
+            f"--name {name!r} is not a plain folder name",
+            hint="use letters, digits, '-' and '_' (no '/', not empty, not starting with '.'); "
+            "put runs elsewhere with --runs-dir",
+        )
+    if len(name.encode()) > 200:
+        raise ConfigError(f"--name is {len(name.encode())} bytes long", hint="use at most 200 bytes")
+    return name
 
 
 def as_flags(options: dict[str, Any]) -> str:

@@ -44,6 +44,22 @@ class RunExistsError(CnnkitError):
     """A run folder that already exists and would be overwritten."""
 
 
+class RunLockedError(CnnkitError):
+    """Another process is writing the same run folder."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; carries the command that continues the run."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
 class TrainingDiverged(CnnkitError):
     """The loss became NaN or infinite."""
 

@@ -57,3 +57,51 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def check_output_file(path: str | Path, option: str = "-o/--output", inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Check before any work that ``path`` can be written as a file; raise a one-line error if not.
+
+    The parent folder must exist (or be creatable under an existing, writable folder), ``path`` must
+    not be a folder, and it must not be one of the command's own ``inputs`` (writing a result over
+    the image it was computed from loses the user's file).
+    """
+    from .errors import ConfigError
+
+    p = Path(path).expanduser()
+    if str(path).strip() == "":
+        raise ConfigError(f"{option} is empty", hint="give a file name, e.g. -o out.png")
+    if p.is_dir():
+        raise ConfigError(f"{option} {str(path)!r} is a folder", hint="give a file name inside it, e.g. "
+                          f"{str(p / 'out.png')!r}")  # fmt: skip
+    for src in inputs:
+        try:
+            same = p.exists() and Path(src).exists() and os.path.samefile(p, src)
+        except OSError:
+            same = False
+        if same:
+            raise ConfigError(f"{option} {str(path)!r} is also an input of this command",
+                              hint="write the result to another file")  # fmt: skip
+    check_output_dir(p.parent if str(p.parent) else Path("."), option)
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"{option} {str(path)!r} exists and is not writable", hint="choose another file")
+    return p
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """Check that ``path`` is (or can be made as) a writable folder; raise a one-line error if not."""
+    from .errors import ConfigError
+
+    p = Path(path).expanduser()
+    q = p
+    while not q.exists():  # the nearest existing ancestor decides whether we may create the rest
+        if q.parent == q:
+            break
+        q = q.parent
+    if q.exists() and not q.is_dir():
+        raise ConfigError(f"{option} {str(path)!r}: {str(q)!r} is a file, not a folder",
+                          hint="choose another output location")  # fmt: skip
+    if q.exists() and not os.access(q, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {str(path)!r}: folder {str(q)!r} is not writable",
+                          hint="choose a folder you can write to")  # fmt: skip
+    return p

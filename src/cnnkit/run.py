@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,10 +22,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, RunExistsError
+from .errors import CheckpointError, RunExistsError, RunLockedError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 
 WEIGHTS_FORMAT = "cnnkit-weights/1"
+RUN_MARKER = ".cnnkit-run"  # written into every run folder cnnkit creates
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` is recognisably a cnnkit run (so ``--overwrite`` may replace it)."""
+    p = Path(path)
+    return (p / RUN_MARKER).is_file() or ((p / "config.yaml").is_file() and (p / "split.json").is_file())
 
 
 @dataclass
@@ -57,9 +67,37 @@ class WeightsMeta:
             raise CheckpointError(f"{where}: not a cnnkit weights sidecar (format {d.get('format')!r})")
         keys = set(cls.__dataclass_fields__)
         try:
-            return cls(**{k: v for k, v in d.items() if k in keys})
+            meta = cls(**{k: v for k, v in d.items() if k in keys})
         except TypeError as e:
             raise CheckpointError(f"{where}: incomplete sidecar: {e}") from e
+        problem = meta._problem()
+        if problem:
+            raise CheckpointError(f"{where}: damaged sidecar: {problem}",
+                                  hint="restore the file from the run folder it came from")  # fmt: skip
+        return meta
+
+    def _problem(self) -> str | None:
+        """What is wrong with the values (a hand-edited or damaged sidecar), or None."""
+
+        def nums(v: Any, n: int) -> bool:
+            return isinstance(v, list) and len(v) == n and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)  # fmt: skip
+
+        if not isinstance(self.model, str) or not self.model:
+            return "'model' must be a model name"
+        if not isinstance(self.model_args, dict):
+            return "'model_args' must be a mapping"
+        if not isinstance(self.num_classes, int) or isinstance(self.num_classes, bool) or self.num_classes < 1:
+            return f"'num_classes' must be a positive integer, not {self.num_classes!r}"
+        if not isinstance(self.classes, list) or len(self.classes) != self.num_classes or not all(
+                isinstance(c, str) for c in self.classes):  # fmt: skip
+            return f"'classes' must list {self.num_classes} class names"
+        if not nums(self.input_size, 3) or not all(isinstance(x, int) and 1 <= x <= 4096 for x in self.input_size):
+            return f"'input_size' must be [channels, height, width], not {self.input_size!r}"
+        c = self.input_size[0]
+        if not nums(self.mean, c) or not nums(self.std, c) or not all(x > 0 for x in self.std):
+            return f"'mean' and 'std' must hold {c} numbers each (std > 0)"
+        return None
 
 
 def save_weights(model: nn.Module, path: str | Path, meta: WeightsMeta) -> None:
@@ -94,25 +132,40 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
         ) from e
     side = path.with_suffix(".json")
     if side.is_file():
-        try:
-            d = json.loads(side.read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"sidecar {str(side)!r} is not valid JSON: {e}") from e
+        d, where = read_json(side, "weights sidecar"), str(side)
     elif embedded:
-        d = json.loads(embedded)
+        try:
+            d, where = json.loads(embedded), str(path)
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"the metadata inside {str(path)!r} is not valid JSON ({e})") from None
     else:
         raise CheckpointError(f"{str(path)!r} has no sidecar {side.name} saying which model it belongs to")
-    return state, WeightsMeta.from_dict(d, str(side))
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: not a cnnkit weights sidecar (not a JSON object)")
+    return state, WeightsMeta.from_dict(d, where)
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file cnnkit wrote, with a one-line error naming the file if it is damaged."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{what} {str(p)!r} is damaged (not valid JSON: {e})",
+                              hint="restore it from a copy, or re-run the command that wrote it") from None
 
 
 def build_from_meta(meta: WeightsMeta, state: dict[str, torch.Tensor] | None = None, where: str = "") -> nn.Module:
     """Rebuild the model a sidecar describes and load ``state`` into it (strict)."""
     from .models import create_model
 
-    model = create_model(
-        meta.model, num_classes=meta.num_classes, in_chans=meta.channels,
-        input_size=tuple(meta.input_size[1:]), **meta.model_args,
-    )  # fmt: skip
+    try:
+        model = create_model(
+            meta.model, num_classes=meta.num_classes, in_chans=meta.channels,
+            input_size=tuple(meta.input_size[1:]), **meta.model_args,
+        )  # fmt: skip
+    except (TypeError, ValueError) as e:  # model_args the builder does not take
+        raise CheckpointError(f"the sidecar of {where!r} describes a model that cannot be built: {e}") from None
     if state is not None:
         try:
             model.load_state_dict(state, strict=True)
@@ -154,6 +207,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._replaces: Path | None = None  # the run this one will replace once it has a checkpoint
 
     @staticmethod
     def new_name(model: str, data: str) -> str:
@@ -179,22 +233,80 @@ class RunDir:
             raise CheckpointError(f"{str(self.path)!r} holds no weights (best.safetensors)", hint="is it a cnnkit run folder?")
 
     def create(self, overwrite: bool = False) -> None:
-        """Make the folder; an existing non-empty one is refused unless ``overwrite``."""
-        if self.path.exists() and any(self.path.iterdir()):
+        """Make the folder, or stage a replacement of an existing run (``overwrite``).
+
+        A new run's folder is made with ``mkdir`` (never ``exist_ok``), so two processes cannot both
+        create it. With ``overwrite`` the old run is not touched now: the new run is written into a
+        hidden sibling folder and swapped in by :meth:`save_checkpoint` once its first complete
+        checkpoint exists, so a replacement that fails early leaves the old run as it was.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunExistsError(f"{str(self.path)!r} exists and is not a folder", hint="pick another --name")
+        if self.path.is_dir() and any(self.path.iterdir()):
             if not overwrite:
                 raise RunExistsError(
                     f"run folder {str(self.path)!r} already exists",
                     hint="pick another --name, continue it with --resume, or replace it with --overwrite",
                 )
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+            if not is_run_folder(self.path):
+                raise RunExistsError(
+                    f"{str(self.path)!r} is not a cnnkit run folder (no config.yaml and split.json), so "
+                    "--overwrite will not delete it",
+                    hint="pick another --name or --runs-dir; move the folder away yourself if you meant it",
+                )
+            self._replaces = self.path
+            self.path = self.path.parent / f".{self.path.name}.new-{os.getpid()}"
+            if self.path.exists():
+                shutil.rmtree(self.path)  # our own leftover from a killed process with the same pid
+            self.path.mkdir()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.mkdir()
+            except FileExistsError:  # an empty folder (or one made just now by another process)
+                if any(self.path.iterdir()):
+                    raise RunExistsError(f"run folder {str(self.path)!r} was just created by another process",
+                                         hint="pick another --name") from None  # fmt: skip
+        (self.path / RUN_MARKER).write_text(f"cnnkit run folder; created by pid {os.getpid()}\n")
+
+    @property
+    def staged(self) -> bool:
+        """True while this run is a replacement that has not yet been swapped in."""
+        return self._replaces is not None
+
+    def _swap_in(self) -> None:
+        """Put a staged replacement in place of the old run (rename, rename, then delete the old one)."""
+        target = self._replaces
+        assert target is not None
+        old = target.parent / f".{target.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+        os.replace(self.path, target)
+        self.path, self._replaces = target, None
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard_staged(self) -> None:
+        """Remove an unfinished replacement; the run it would have replaced is left untouched."""
+        if self._replaces is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path, self._replaces = self._replaces, None
 
     def read_config(self) -> dict[str, Any]:
         import yaml
 
         if not self.config.is_file():
             return {}
-        return yaml.safe_load(self.config.read_text()) or {}
+        try:
+            d = yaml.safe_load(self.config.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{str(self.config)!r} is damaged (not valid YAML: {first})",
+                                  hint="restore it from a copy; it records how the run was trained") from None
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{str(self.config)!r} is damaged (not a mapping of option: value)",
+                                  hint="restore it from a copy; it records how the run was trained")
+        return d
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -212,7 +324,23 @@ class RunDir:
             return list(csv.DictReader(fh))
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary.read_text()) if self.summary.is_file() else {}
+        if not self.summary.is_file():
+            return {}
+        d = read_json(self.summary, "run summary")
+        if not isinstance(d, dict):
+            raise CheckpointError(f"run summary {str(self.summary)!r} is damaged (not a JSON object)")
+        return d
+
+    def read_split(self) -> dict[str, Any]:
+        """``split.json``: the dataset, classes and train/val/test membership (empty if absent)."""
+        if not self.split.is_file():
+            return {}
+        d = read_json(self.split, "split file")
+        ok = isinstance(d, dict) and all(isinstance(d.get(s, []), list) for s in ("train", "val", "test"))
+        if not ok:
+            raise CheckpointError(f"split file {str(self.split)!r} is damaged (expected train/val/test lists)",
+                                  hint="restore it from a copy; it records which images were held out")  # fmt: skip
+        return d
 
     def append_log(self, line: str) -> None:
         with open(self.log, "a") as fh:
@@ -220,18 +348,100 @@ class RunDir:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         atomic_write(self.checkpoint, lambda p: torch.save(state, p))
+        if self._replaces is not None:  # the replacement is now complete enough to resume: swap it in
+            self._swap_in()
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The resumable state; never unpickles arbitrary objects (``weights_only=True``)."""
         if not self.checkpoint.is_file():
+            trained = [w.name for w in (self.weights("best"), self.weights("last")) if w.is_file()]
+            if trained:  # the weights are there: never advise a flag that would delete them
+                raise CheckpointError(
+                    f"{str(self.path)!r} has no checkpoint.pt, so it cannot be continued; its trained weights "
+                    f"({', '.join(trained)}) are intact",
+                    hint="use the run as it is (cnnkit eval/predict), or train longer in a new run with another --name",
+                )
             raise CheckpointError(
-                f"{str(self.path)!r} has no checkpoint.pt to resume from",
-                hint="the run finished before any epoch completed; start it again with --overwrite",
+                f"{str(self.path)!r} has no checkpoint.pt to resume from: no epoch finished",
+                hint="start it again with --overwrite (it holds no trained weights)",
             )
         try:
-            return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for a damaged zip/pickle
-            raise CheckpointError(f"checkpoint {str(self.checkpoint)!r} is corrupt or unsafe to load: {e}") from e
+            ck = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            # weights_only refused an object (a pickle payload, or a file from another tool). Do not
+            # repeat PyTorch's advice to retry with weights_only=False: that would run the payload.
+            g = re.search(r"GLOBAL ([\w.]+)", str(e))
+            first = f"it asks to run {g.group(1)}" if g else "not plain tensors"
+            raise CheckpointError(
+                f"checkpoint {str(self.checkpoint)!r} holds objects cnnkit refuses to unpickle ({first})",
+                hint="it is not a checkpoint cnnkit wrote, or it was tampered with; do not load it",
+            ) from None
+        except Exception as e:  # torch raises several types for a damaged zip
+            raise CheckpointError(
+                f"checkpoint {str(self.checkpoint)!r} is damaged ({type(e).__name__})",
+                hint="restore it from a copy, or use the run's weights as they are",
+            ) from None
+        if not isinstance(ck, dict) or ck.get("format") != "cnnkit-checkpoint/1":
+            raise CheckpointError(f"{str(self.checkpoint)!r} is not a cnnkit checkpoint",
+                                  hint="was it replaced by another file?")  # fmt: skip
+        return ck
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.summary, summary)
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run name, held while a process writes that run.
+
+    The lock file sits beside the run folder (``runs/.NAME.lock``) so it exists before the folder
+    does and survives the swap of a staged ``--overwrite``. It is an OS lock (``flock``): a killed
+    process releases it, so a stale file never blocks anyone.
+    """
+
+    def __init__(self, run_path: str | Path) -> None:
+        p = Path(run_path)
+        self.path = p.parent / f".{p.name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; fall back to no lock rather than refusing to train
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise RunLockedError(
+                    f"run {str(self.path.parent / self.path.name[1:-5])!r} is being written by another process"
+                    + (f" (pid {holder})" if holder else ""),
+                    hint="wait for it to finish, or use another --name",
+                ) from None
+            # The holder before us may have unlinked the file after we opened it: lock the file
+            # that is at the path now, or two processes could each hold a lock on a different inode.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                self._fd = fd
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -8,12 +8,15 @@ The CLI only parses flags, calls the Python API and prints: no logic lives here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from ..errors import CnnkitError
+from ..errors import CnnkitError, Interrupted, suggest
 
 # Modules under cnnkit.cli that register subcommands, in the order `cnnkit --help` lists them.
 COMMAND_MODULES = [
@@ -31,21 +34,41 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the problem, a suggestion for a misspelt choice, where to look.
+
+    argparse's own error prints the whole usage block first; for a typo that buries the one line
+    that matters.
+    """
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2)) or [c.strip() for c in m.group(2).split(",")]
+            message = message[: m.start()] + f"invalid choice {m.group(1)!r}; {suggest(m.group(1), choices)}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cnnkit",
         description="Image classification with convolutional neural networks.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for mod in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{mod}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cnnkit`` console script; returns the process exit code."""
+    """Entry point of the ``cnnkit`` console script; returns the process exit code.
+
+    This is the one boundary where errors become messages: a :class:`CnnkitError` (a user mistake)
+    prints its message and hint; OS errors name the file; Ctrl-C and a closed pipe end quietly with
+    the conventional codes (130, 141). ``--debug`` (or CNNKIT_DEBUG=1) re-raises with the traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         # `cnnkit` alone does the main job: train the default model on the default data.
@@ -63,15 +86,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("CNNKIT_DEBUG") == "1"
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (`cnnkit predict ... | head -2`): stop writing, no traceback.
+        _silence_stdout()
+        return 141
+    except KeyboardInterrupt as e:
+        if debug:
+            raise
+        print(f"\n{e}" if isinstance(e, Interrupted) else "\ninterrupted", file=sys.stderr)
+        return 130
     except CnnkitError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _report(str(e), e.exit_code)
+    except OSError as e:
+        if debug:
+            raise
+        return _report(_os_message(e), 1)
+    except MemoryError:
+        if debug:
+            raise
+        return _report("out of memory", 1, "use a smaller --batch-size or --input-size")
+    except RecursionError:
+        raise
+    except Exception as e:  # a bug in cnnkit, not a user mistake: one line, and how to see more
+        if debug:
+            raise
+        return _report(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", 1,
+                       "this is a bug in cnnkit; run again with --debug for the traceback and report it")  # fmt: skip
+
+
+def _report(message: str, code: int, hint: str | None = None) -> int:
+    with contextlib.suppress(BrokenPipeError):
+        print(f"error: {message}" + (f"\n  hint: {hint}" if hint else ""), file=sys.stderr)
+    return code
+
+
+def _os_message(e: OSError) -> str:
+    """``PermissionError(13, 'Permission denied', 'out/x.png')`` as one line that names the file."""
+    where = e.filename if e.filename is not None else ""
+    what = e.strerror or str(e) or type(e).__name__
+    if isinstance(e, IsADirectoryError):
+        what += " (a folder was given where a file is expected)"
+    elif isinstance(e, NotADirectoryError):
+        what += " (a file was given where a folder is expected)"
+    return f"{where}: {what}" if where else what
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (pytest's capture, a notebook)
+        pass
 
 
 def exit_main() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 141
+    sys.exit(code)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import platform
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,10 +16,10 @@ from torch import nn
 from .. import __version__
 from ..config import TrainConfig, as_flags, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
-from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from ..io import atomic_write_json, remove_stale_temps
 from ..models import count_params, create_model, model_entry
-from ..run import RunDir, WeightsMeta, read_weights
+from ..run import RunDir, RunLock, WeightsMeta, read_weights
 from .device import is_main_process, select_device, set_determinism
 from .loop import Callback, Trainer, evaluate_loader
 from .progress import Reporter
@@ -155,6 +155,28 @@ def train(
         recipe_used = {k: v for k, v in recipe_of(cfg.model).items() if getattr(raw, k) is None and getattr(cfg, k) == v}
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
+    # One writer per run: a second process on the same name (even with --overwrite) is refused.
+    lock = RunLock(run.path).acquire() if main else None
+    try:
+        return _train_locked(cfg, run, resume, overwrite, quiet, model_fn, callbacks, lr_mults, train_mode,
+                             source, recipe_used, t_start)  # fmt: skip
+    except BaseException:
+        if main and run.staged:  # a replacement that never reached its first checkpoint
+            run.discard_staged()
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(
+    cfg: TrainConfig, run: RunDir, resume: str | Path | None, overwrite: bool, quiet: bool,
+    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module] | None, callbacks: Sequence[Callback],
+    lr_mults: dict[str, float] | None, train_mode: Callable[[nn.Module], None] | None, source: str,
+    recipe_used: dict[str, Any], t_start: float,
+) -> TrainResult:  # fmt: skip
+    """The body of :func:`train`, run while this process holds the run's lock."""
+    main = is_main_process()
     device = select_device(cfg.device)
     set_determinism(cfg.deterministic, device)
 
@@ -205,11 +227,16 @@ def train(
     try:
         state = trainer.fit()
     except TrainingDiverged as e:
-        if main:
+        e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch)
+        if main and not run.staged:
             reporter.print(f"stopped: {e.message}")
             run.write_summary({"run": str(run.path), "status": "diverged", "error": e.message,
                                "last_good_epoch": trainer.state.epoch, "versions": library_versions()})
         raise
+    except KeyboardInterrupt:
+        if main and resume is None and not run.staged and trainer.state.epoch == 0:
+            shutil.rmtree(run.path, ignore_errors=True)  # our own folder, with nothing trained in it yet
+        raise Interrupted(f"interrupted during epoch {trainer.state.epoch + 1}", hint=_what_was_kept(run, trainer.state.epoch)) from None
     t_train = time.perf_counter() - t_train0
 
     # Test with the best weights (the checkpoint chosen on validation, never on test).
@@ -254,6 +281,16 @@ def train(
     return TrainResult(run.path, test, val, state.best_epoch, state.epoch, state.stopped_early, state.history, summary)
 
 
+def _what_was_kept(run: RunDir, epochs_done: int) -> str:
+    """The truth about a stopped run's folder, for the message that reports the stop."""
+    if run.staged:
+        return f"the existing run {str(run._replaces)!r} was left as it was (nothing of the new run was kept)"
+    if epochs_done == 0 or not run.checkpoint.is_file():
+        return "no epoch finished, so nothing was saved; run the same command again"
+    command = "finetune" if (run.path / "finetune.json").is_file() else "train"
+    return f"{epochs_done} finished epoch(s) are saved; continue with: cnnkit {command} --resume {run.path}"
+
+
 def _data_summary(data: DatasetSplits) -> dict[str, Any]:
     """How the data was loaded, for summary.json: in memory or streamed, cache, skipped files, balance."""
     info = data.info
@@ -277,9 +314,9 @@ def _write_skipped(run: RunDir, data: DatasetSplits) -> None:
 
 
 def _check_split(run: RunDir, data: DatasetSplits) -> None:
-    if not run.split.is_file():
+    saved = run.read_split()
+    if not saved:
         return
-    saved = json.loads(run.split.read_text())
     for s in ("train", "val", "test"):
         if saved.get(s) != list(data.split(s).ids):
             raise CheckpointError(
