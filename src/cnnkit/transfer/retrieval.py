@@ -28,7 +28,7 @@ import torch
 from ..data import DatasetSplits
 from ..errors import ConfigError, DataError
 from .features import features_of, resolve_source
-from .pq import _sq_dists, _topk
+from .pq import DEFAULT_CHUNK_MB, _row_blocks, _sq_dists, _topk
 
 METRICS = ("cosine", "l2")
 
@@ -61,31 +61,52 @@ def retrieval_metrics(
 
 def nearest_neighbors(
     index: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine", pq: int | None = None,
-    pq_bits: int = 8, seed: int = 0,
+    pq_bits: int = 8, seed: int = 0, *, chunk_mb: float = DEFAULT_CHUNK_MB,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Indices (Q x k) of each query's ``k`` nearest index rows, and their distances.
 
     Cosine distance is 1 - cos; it ranks exactly like Euclidean distance between L2-normalised
     vectors, which is how the product-quantised search (``pq=M``, asymmetric distances) handles it.
+    Queries are processed in blocks whose distance temporaries stay within about ``chunk_mb``
+    megabytes, so memory does not grow with the number of queries.
     """
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r} is not allowed", hint="use cosine or l2")
     x = np.asarray(index, dtype=np.float32)
     y = np.asarray(queries, dtype=np.float32)
     if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        x = _unit(x)
     k = min(k, len(x))
     if pq is not None:
         from .pq import ProductQuantizer
 
         quant = ProductQuantizer(pq, pq_bits, seed).fit(x)
-        idx, d = quant.search(y, quant.encode(x), k)
+        codes = quant.encode(x, chunk_mb=chunk_mb)
+        per_row = 4 * len(x) * (pq + 1)  # B x N x M gathered table entries, then B x N distances
+
+        def search(yb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return quant.search(yb, codes, k, chunk_mb=chunk_mb)
     else:
-        idx, d = _topk(_sq_dists(y, x), k)
+        x_sq = (x * x).sum(1)
+        per_row = 4 * len(x)  # the block's B x N distances
+
+        def search(yb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return _topk(_sq_dists(yb, x, x_sq), k)
+    idx = np.empty((len(y), k), dtype=np.int64)
+    d = np.empty((len(y), k), dtype=np.float32)
+    # A hand-written loop over query blocks: all queries at once would need a Q x N distance matrix
+    # (10k x 50k float32 = 2 GB per temporary); a block keeps only its rows' top k, so the peak extra
+    # memory is set by chunk_mb, not by Q. Rows are independent, so results do not depend on blocking.
+    for s in _row_blocks(len(y), per_row, chunk_mb):
+        idx[s], d[s] = search(_unit(y[s]) if metric == "cosine" else y[s])
     if metric == "cosine":
-        d = d / 2.0  # |a - b|^2 = 2 - 2 cos for unit vectors
+        d /= 2.0  # |a - b|^2 = 2 - 2 cos for unit vectors
     return idx, d
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
