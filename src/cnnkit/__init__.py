@@ -16,10 +16,13 @@ from .models import count_params, create_model, list_models  # noqa: E402
 from .run import LoadedRun, load_run  # noqa: E402
 from .transfer import extract_features, finetune  # noqa: E402
 
+import os  # noqa: E402
+
 
 def predict(run_dir, paths, topk: int = 5):
     """Top-k predictions of a saved run for image files or folders (see ``cnnkit predict``)."""
-    return _predict_files(load_run(run_dir), list(paths) if not isinstance(paths, str) else [paths], topk=topk)
+    one = isinstance(paths, (str, os.PathLike))  # a single path, not an iterable of characters or parts
+    return _predict_files(load_run(run_dir), [paths] if one else list(paths), topk=topk)
 
 
 __all__ = [

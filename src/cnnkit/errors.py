@@ -10,18 +10,22 @@ import difflib
 from collections.abc import Iterable
 
 
-class CnnkitError(Exception):
-    """A problem the user can fix: the message names the bad value, the hint says how."""
-
-    exit_code = 2
+class _Hinted:
+    """A message plus an optional hint line, printed as ``message\n  hint: hint``."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message)  # type: ignore[call-arg]  # the exception class after this mixin
         self.message = message
         self.hint = hint
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class CnnkitError(_Hinted, Exception):
+    """A problem the user can fix: the message names the bad value, the hint says how."""
+
+    exit_code = 2
 
 
 class ConfigError(CnnkitError):
@@ -48,16 +52,8 @@ class RunLockedError(CnnkitError):
     """Another process is writing the same run folder."""
 
 
-class Interrupted(KeyboardInterrupt):
+class Interrupted(_Hinted, KeyboardInterrupt):
     """Ctrl-C during training; carries the command that continues the run."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
 
 
 class TrainingDiverged(CnnkitError):

@@ -10,13 +10,15 @@ from cnnkit.classic.reference import SGD, Linear, NumpyCNN, train_numpy_cnn
 from cnnkit.errors import ConfigError, DataError
 
 
-def test_numpy_cnn_reaches_90_percent_on_digits():
+def test_numpy_cnn_reaches_the_readmes_accuracy_on_digits():
+    # README: "NumPy CNN from cnnkit.classic.reference, 8 epochs: 96.67%" (261 of 270 test digits),
+    # within ~1 point for BLAS builds that round differently.
     d = load_classic_dataset("digits", seed=0)
-    res = train_numpy_cnn(d.x_train[:, None], d.y_train, d.x_val[:, None], d.y_val, epochs=3, seed=0)
-    assert len(res.train_loss) == 3 and res.train_loss[-1] < res.train_loss[0]
+    res = train_numpy_cnn(d.x_train[:, None], d.y_train, d.x_val[:, None], d.y_val, epochs=8, seed=0)
+    assert len(res.train_loss) == 8 and res.train_loss[-1] < res.train_loss[0]
     test_acc = float((res.model.predict(d.x_test[:, None]) == d.y_test).mean())
-    assert test_acc >= 0.90, test_acc
-    assert res.val_acc[-1] >= 0.90
+    assert test_acc == pytest.approx(0.9667, abs=0.01), test_acc
+    assert res.val_acc[-1] >= 0.93
     assert not res.model.training  # returned in eval mode: BatchNorm uses its running statistics
 
 

@@ -24,7 +24,10 @@ def test_fgsm_at_eps_0_1_costs_at_least_30_points_of_accuracy(digits):
     model, images, labels = digits
     curve = robustness_curve(model, images, labels, [0.0, 0.1], method="fgsm")
     clean, attacked = curve.accuracy
-    assert clean > 0.95
+    # README: "FGSM at eps = 0.1 takes LeNet-5 from 98.9% to 50.4% on digits" (seed 0), within ~1 point
+    # (3-4 of 270 images) for machines whose float rounding trains slightly different weights.
+    assert clean == pytest.approx(0.989, abs=0.011), curve
+    assert attacked == pytest.approx(0.504, abs=0.015), curve
     assert clean - attacked >= 0.30, curve
 
 
@@ -37,7 +40,7 @@ def test_targeted_pgd_reaches_the_target_class(digits):
     adv = pgd(model, x, eps=0.3, target=target, steps=40)
     with torch.no_grad():
         hit = (model(adv).argmax(1) == target).float().mean().item()
-    assert hit >= 0.90, hit
+    assert hit == pytest.approx(0.97, abs=0.02), hit  # README: "97% of images"
     assert (adv - x).abs().max() <= 0.3 + 1e-6
     assert adv.min() >= 0 and adv.max() <= 1
 

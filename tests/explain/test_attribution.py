@@ -21,7 +21,7 @@ def test_map_peaks_on_the_patch_that_decides_the_class(patch_model, method):
     assert heat.shape == (len(xs), 32, 32)
     fraction = mask.float().mean().item()  # keep as many pixels as the patch has
     ious = [iou(top_fraction_mask(h, fraction), mask) for h in heat]
-    assert min(ious) > 0.5, ious
+    assert min(ious) > 0.8, ious  # README: "Grad-CAM and occlusion maps peak on the patch (IoU 0.83)"
 
 
 def test_maps_change_when_the_weights_are_randomised(trained_run):
@@ -35,10 +35,11 @@ def test_maps_change_when_the_weights_are_randomised(trained_run):
     run = load_run(trained_run)
     x = run_data(run).test.images[:12].float() / 255
     model = from_run(run)
-    for method in ("saliency", "gradcam"):
+    # README: "Spearman 0.35 for saliency, 0.01 for Grad-CAM" (a random map scores ~0; the same map 1)
+    for method, readme, tol in (("saliency", 0.35, 0.1), ("gradcam", 0.01, 0.15)):
         r = randomisation_check(model, x, method, seed=0)
         mean = sum(r) / len(r)
-        assert mean < 0.5, (method, r)
+        assert mean == pytest.approx(readme, abs=tol), (method, r)
 
 
 def test_every_method_gives_a_finite_map_of_the_input_size(trained_run):

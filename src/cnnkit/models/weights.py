@@ -57,8 +57,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # pickle, zip and EOF errors all mean "not a readable checkpoint"
+            refused = refused_global(e)
+            if refused:  # a pickled object (possibly a payload): say so, never relay torch's "retry unsafely"
+                raise CheckpointError(
+                    f"{str(path)!r} holds objects cnnkit refuses to unpickle (it asks to run {refused})",
+                    hint="weights are loaded with weights_only=True because a pickled object can run code; "
+                    "only plain tensors load (torch.save(model.state_dict(), path) or .safetensors). Do not "
+                    "load this file some other way unless you trust where it came from",
+                ) from e
             raise CheckpointError(
-                f"cannot read {str(path)!r} as a PyTorch checkpoint: {type(e).__name__}: {str(e).splitlines()[0]}",
+                f"cannot read {str(path)!r} as a PyTorch checkpoint: {type(e).__name__}: {load_error_reason(e)}",
                 hint="the file is corrupt or truncated, or holds pickled Python objects that weights_only loading "
                 "refuses; save plain tensors with torch.save(model.state_dict(), path)",
             ) from e
@@ -66,6 +74,28 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"unknown weights format {path.suffix!r} for {str(path)!r}",
                               hint="use .pth, .pt or .safetensors")  # fmt: skip
     return _unwrap(obj, path)
+
+
+def refused_global(e: BaseException) -> str | None:
+    """The callable or class ``torch.load(..., weights_only=True)`` refused to unpickle (``"posix.system"``),
+    or None when ``e`` is some other failure (a corrupt or truncated file).
+
+    Fix (issue 18): PyTorch's own message for a refused pickle starts "Weights only load failed. This
+    file can still be loaded ..." and advises retrying with ``weights_only=False``, which would run the
+    payload. Callers report the refused object in cnnkit's words instead.
+    """
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+    return m.group(1) if m else None
+
+
+def load_error_reason(e: BaseException) -> str:
+    """One line saying why ``torch.load`` failed: the weights-only unpickler's own reason (e.g.
+    "Unsupported operand 149") rather than PyTorch's preamble advising ``weights_only=False``."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1]
+        return next((ln.strip() for ln in detail.splitlines() if ln.strip()), "refused by weights_only loading")
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _unwrap(obj: object, path: Path | str) -> dict[str, torch.Tensor]:
@@ -140,15 +170,16 @@ def load_state_dict_checked(
 
 def _mismatch_message(model: nn.Module, source: str, r: LoadReport, own: Mapping[str, torch.Tensor]) -> str:
     name = getattr(getattr(model, "info", None), "name", type(model).__name__)
-    lines = [f"weights from {source} do not fit model {name!r}:"]
+    # One line (the CLI prints the message as a single error line): the parts joined with "; ".
+    parts = []
     for title, keys in (("shape mismatches", r.mismatched), ("missing keys (in the model, not the file)",
                         r.missing), ("unexpected keys (in the file, not the model)", r.unexpected)):  # fmt: skip
         if keys:
             more = f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
-            lines.append(f"  {len(keys)} {title}: " + ", ".join(keys[:_SHOW]) + more)
+            parts.append(f"{len(keys)} {title}: " + ", ".join(keys[:_SHOW]) + more)
     if r.unexpected and r.missing:
-        lines.append(f"  e.g. for {r.unexpected[0]!r} the model has: " + suggest(r.unexpected[0], own))
-    return "\n".join(lines)
+        parts.append(f"e.g. for {r.unexpected[0]!r} the model has: " + suggest(r.unexpected[0], own))
+    return f"weights from {source} do not fit model {name!r}: " + "; ".join(parts)
 
 
 def _mismatch_hint(model: nn.Module, r: LoadReport) -> str:
@@ -238,7 +269,9 @@ def pretrained_weights(name: str, progress: bool = False) -> dict[str, torch.Ten
             f"--weights PATH/{filename} (or put it at {cache}, where it is found automatically)",
         ) from e
     except Exception as e:
-        raise CheckpointError(f"the downloaded weights for {name!r} are unreadable: {e}",
+        refused = refused_global(e)  # a pickled object in the cached file: report it, not torch's advice
+        reason = f"it holds objects cnnkit refuses to unpickle (it asks to run {refused})" if refused else load_error_reason(e)
+        raise CheckpointError(f"the downloaded weights for {name!r} are unreadable: {reason}",
                               hint=f"delete the cached copy of {filename} and retry") from e  # fmt: skip
     return _fix_torchvision_keys(dict(state))
 
