@@ -11,8 +11,6 @@ import csv
 import io
 import json
 import os
-import pickle
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,6 +115,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], WeightsMeta
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"weights file {str(path)!r} is a folder", hint="restore the file from a copy")
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} does not exist")
     try:
@@ -159,13 +159,27 @@ def build_from_meta(meta: WeightsMeta, state: dict[str, torch.Tensor] | None = N
     """Rebuild the model a sidecar describes and load ``state`` into it (strict)."""
     from .models import create_model
 
-    try:
-        model = create_model(
-            meta.model, num_classes=meta.num_classes, in_chans=meta.channels,
-            input_size=tuple(meta.input_size[1:]), **meta.model_args,
-        )  # fmt: skip
-    except (TypeError, ValueError) as e:  # model_args the builder does not take
-        raise CheckpointError(f"the sidecar of {where!r} describes a model that cannot be built: {e}") from None
+    def build() -> nn.Module:
+        try:
+            return create_model(
+                meta.model, num_classes=meta.num_classes, in_chans=meta.channels,
+                input_size=tuple(meta.input_size[1:]), **meta.model_args,
+            )  # fmt: skip
+        except (TypeError, ValueError) as e:  # model_args the builder does not take
+            raise CheckpointError(f"the sidecar of {where!r} describes a model that cannot be built: {e}") from None
+
+    if state is not None:
+        # Compare shapes on the meta device first: a hand-edited sidecar (input_size 4096) would
+        # otherwise allocate gigabytes for layers that cannot fit the weights anyway.
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+        wrong = [k for k, v in state.items() if k in shapes and tuple(v.shape) != shapes[k]]
+        if wrong or set(shapes) != set(state):
+            detail = f"{wrong[0]}: file {tuple(state[wrong[0]].shape)} vs model {shapes[wrong[0]]}" if wrong else (
+                f"{len(set(shapes) ^ set(state))} parameter names differ")  # fmt: skip
+            raise CheckpointError(f"weights {where!r} do not fit model {meta.model!r} ({detail})",
+                                  hint="the weights file and its sidecar disagree; was the file replaced by another run's?")  # fmt: skip
+    model = build()
     if state is not None:
         try:
             model.load_state_dict(state, strict=True)
@@ -227,6 +241,9 @@ class RunDir:
         return self.path / f"{which}.safetensors"
 
     def check_exists(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"{str(self.path)!r} is a file, not a run folder",
+                                  hint="pass the folder that holds it (the one `cnnkit train` printed)")  # fmt: skip
         if not self.path.is_dir():
             raise CheckpointError(f"run folder {str(self.path)!r} does not exist", hint="pass the folder `cnnkit train` printed")
         if not self.weights("best").is_file() and not self.weights("last").is_file():
@@ -367,19 +384,19 @@ class RunDir:
             )
         try:
             ck = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            # weights_only refused an object (a pickle payload, or a file from another tool). Do not
-            # repeat PyTorch's advice to retry with weights_only=False: that would run the payload.
-            g = re.search(r"GLOBAL ([\w.]+)", str(e))
-            first = f"it asks to run {g.group(1)}" if g else "not plain tensors"
+        except Exception as e:  # torch raises several types for a damaged zip or a refused pickle
+            from .models.weights import refused_global
+
+            g = refused_global(e)
+            if g is not None:
+                # Never repeat PyTorch's advice to retry with weights_only=False: that runs the payload.
+                raise CheckpointError(
+                    f"checkpoint {str(self.checkpoint)!r} holds objects cnnkit refuses to unpickle (it asks to run {g})",
+                    hint="it is not a checkpoint cnnkit wrote, or it was tampered with; do not load it",
+                ) from None
             raise CheckpointError(
-                f"checkpoint {str(self.checkpoint)!r} holds objects cnnkit refuses to unpickle ({first})",
-                hint="it is not a checkpoint cnnkit wrote, or it was tampered with; do not load it",
-            ) from None
-        except Exception as e:  # torch raises several types for a damaged zip
-            raise CheckpointError(
-                f"checkpoint {str(self.checkpoint)!r} is damaged ({type(e).__name__})",
-                hint="restore it from a copy, or use the run's weights as they are",
+                f"checkpoint {str(self.checkpoint)!r} is corrupt or not a PyTorch checkpoint ({type(e).__name__})",
+                hint="restore it from a copy, or use the run's weights as they are (cnnkit eval/predict)",
             ) from None
         if not isinstance(ck, dict) or ck.get("format") != "cnnkit-checkpoint/1":
             raise CheckpointError(f"{str(self.checkpoint)!r} is not a cnnkit checkpoint",

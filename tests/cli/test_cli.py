@@ -68,10 +68,10 @@ def test_predict_reports_unreadable_image_without_stopping(trained_run, tmp_path
         (["train", "--model", "lenet6"], "did you mean 'lenet5'"),
         (["train", "--data", "digitz"], "unknown dataset 'digitz'"),
         (["train", "--data", "digitz"], "did you mean 'digits'"),
-        (["train", "--lr", "0"], "--lr must be > 0"),
-        (["train", "--lr", "-1"], "--lr must be > 0"),
-        (["train", "--batch-size", "0"], "--batch-size must be >= 1"),
-        (["train", "--epochs", "0"], "--epochs must be >= 1"),
+        (["train", "--lr", "0"], "--lr: must be > 0"),
+        (["train", "--lr", "-1"], "--lr: must be > 0"),
+        (["train", "--batch-size", "0"], "--batch-size: must be >= 1"),
+        (["train", "--epochs", "0"], "--epochs: must be >= 1"),
         (["train", "--val-split", "0.6", "--test-split", "0.5"], "leaves no training data"),
         (["train", "--augment", "rotate=abc"], "rotate needs a number"),
         (["train", "--model-args", "{wings: 2}"], "has no argument 'wings'"),
@@ -157,7 +157,7 @@ def test_missing_corrupt_and_mismatched_checkpoints(capsys, trained_run, tmp_pat
     mism = tmp_path / "mismatch"
     shutil.copytree(trained_run, mism)
     side = json.loads((mism / "best.json").read_text())
-    side["num_classes"] = 7
+    side["num_classes"], side["classes"] = 7, side["classes"][:7]  # a consistent sidecar of another model
     (mism / "best.json").write_text(json.dumps(side))
     code, _, err = run_cli(capsys, "eval", str(mism))
     assert code == 2 and "do not fit model" in err

@@ -57,6 +57,7 @@ class ArchComparison:
         return to_markdown(header, rows, [False] + [True] * (len(header) - 1))
 
     def __rich__(self) -> Any:
+        from rich.markup import escape  # model names may be run folder names: text, not markup
         from rich.table import Table
 
         header, rows = self._table()
@@ -64,9 +65,9 @@ class ArchComparison:
         t = Table(title=f"architectures compared (memory in {dtype}, per image)", header_style="bold")
         t.add_column(header[0], style="bold")
         for h in header[1:]:
-            t.add_column(h, justify="right")
+            t.add_column(escape(h), justify="right")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*map(escape, r))
         return t
 
     def __str__(self) -> str:

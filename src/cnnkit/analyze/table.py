@@ -249,17 +249,18 @@ class ModelSummary:
 
     def __rich__(self) -> Any:
         from rich.console import Group
+        from rich.markup import escape  # names come from run folders and modules: text, not markup
         from rich.table import Table
         from rich.text import Text
 
         header, body, right = self._table_rows()
-        table = Table(title=self.title(), header_style="bold", show_lines=False, pad_edge=False)
+        table = Table(title=escape(self.title()), header_style="bold", show_lines=False, pad_edge=False)
         for h, r in zip(header, right, strict=True):
             # Numbers and shapes never wrap; names and notes fold when the terminal is narrow.
             wrap = h in ("layer", "type", "!")
             table.add_column(h, justify="right" if r else "left", overflow="fold", no_wrap=not wrap)
         for row, lr in zip(body, self.rows, strict=True):
-            table.add_row(*row, style="dim" if not lr.counted and not lr.macs and not lr.params else None)
+            table.add_row(*map(escape, row), style="dim" if not lr.counted and not lr.macs and not lr.params else None)
         totals = Table.grid(padding=(0, 2))
         totals.add_column(style="bold")
         totals.add_column()
@@ -287,10 +288,19 @@ class ModelSummary:
 
 
 # -- resolving what to summarise ---------------------------------------------------------------------
+MAX_SIDE = 8192  # pixels: beyond any CNN input; a model falling back to the CPU allocates C x H x W floats
+MAX_CHANNELS = 1024
+
+
 def parse_input_size(spec: Any) -> tuple[int, ...] | None:
-    """``"3x224x224"``, ``"224x224"``, ``"224"``, an int or a tuple -> a tuple of 1 to 3 positive ints."""
+    """``"3x224x224"``, ``"224x224"``, ``"224"``, an int or a tuple -> a tuple of 1 to 3 positive ints.
+
+    Sides are at most :data:`MAX_SIDE` and channels at most :data:`MAX_CHANNELS`: a 100000 x 100000
+    input is a typo, and tracing it on the CPU would try to allocate tens of gigabytes.
+    """
     if spec is None:
         return None
+    given = spec  # for the message: "input size '' ..." rather than the parsed "()"
     if isinstance(spec, int):
         spec = (spec,)
     if isinstance(spec, str):
@@ -300,9 +310,16 @@ def parse_input_size(spec: Any) -> tuple[int, ...] | None:
         except ValueError:
             raise ConfigError(f"input size {spec!r} is not C x H x W",
                               hint="write it like 3x224x224, 224x224 or 224") from None  # fmt: skip
-    size = tuple(int(v) for v in spec)
+    try:
+        size = tuple(int(v) for v in spec)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input size {spec!r} is not C x H x W", hint="e.g. 3x224x224") from None
+    shown = "x".join(map(str, size)) if size else repr(given)
     if not 1 <= len(size) <= 3 or any(v < 1 for v in size):
-        raise ConfigError(f"input size {spec!r} must be 1 to 3 positive numbers", hint="e.g. 3x224x224")
+        raise ConfigError(f"input size {shown} must be 1 to 3 positive numbers", hint="e.g. 3x224x224")
+    if any(v > MAX_SIDE for v in size[-2:]) or (len(size) == 3 and size[0] > MAX_CHANNELS):
+        raise ConfigError(f"input size {shown} is too large (at most {MAX_CHANNELS} channels and "
+                          f"{MAX_SIDE} x {MAX_SIDE} pixels)", hint="e.g. 3x224x224")  # fmt: skip
     return size
 
 
@@ -375,7 +392,8 @@ def resolve_model(
             raise ConfigError(f"--num-classes {num_classes} does not match the run's {run.meta.num_classes} classes",
                               hint="leave --num-classes out for a run folder")  # fmt: skip
         default = tuple(int(v) for v in run.meta.input_size)
-        return run.model, f"{run.meta.model} ({run.path.name})", _complete(size, default)  # type: ignore[arg-type]
+        model = run.model if device is None else run.model.to(device)  # loaded (so checked), then moved
+        return model, f"{run.meta.model} ({run.path.name})", _complete(size, default)  # type: ignore[arg-type]
     from ..models import create_model, model_entry
 
     if ("/" in target or target.startswith(".")) and ":" not in target:
@@ -537,10 +555,11 @@ def summary(
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ConfigError(f"depth must be a non-negative integer, got {depth!r}")
-    by_name = not isinstance(model_or_name, nn.Module) and not _is_run(model_or_name)
-    # A model built by name runs on the meta device: the same forward code, shapes without arithmetic,
-    # so even VGG-16 builds and runs in a blink. If some operation has no meta kernel (or the forward
-    # needs real values), it is rebuilt and run on the CPU.
+    # A model built by name or loaded from a run folder runs on the meta device: the same forward
+    # code, shapes without arithmetic, so even VGG-16 at a large --input answers in a blink without
+    # allocating its activations. If some operation has no meta kernel (or the forward needs real
+    # values), it is rebuilt and run on the CPU. A module passed in runs where it is.
+    by_name = not isinstance(model_or_name, nn.Module)
     model, name, size = resolve_model(
         model_or_name, input_size, num_classes, device="meta" if by_name else None
     )

@@ -280,8 +280,11 @@ def _same_shape(args: tuple, kwargs: dict) -> tuple[int, ...]:
     return tuple(args[0].shape)
 
 
-def _linear_shape(args: tuple, kwargs: dict) -> tuple[int, ...]:
-    return (*args[0].shape[:-1], int(_arg(args, kwargs, 1, "weight").shape[0]))
+def _linear_shape(args: tuple, kwargs: dict) -> tuple[int, ...] | None:
+    w = _arg(args, kwargs, 1, "weight")
+    if args[0].dim() < 1 or w.dim() != 2 or int(args[0].shape[-1]) != int(w.shape[1]):
+        return None  # features and weights disagree (a run's model at another --input): the op raises
+    return (*args[0].shape[:-1], int(w.shape[0]))
 
 
 def _cat_shape(args: tuple, kwargs: dict) -> tuple[int, ...]:
@@ -321,6 +324,8 @@ def _conv_shape(args: tuple, kwargs: dict) -> tuple[int, ...] | None:
     pad = _arg(args, kwargs, 4, "padding", 0)
     if x.dim() != 4 or w.dim() != 4 or isinstance(pad, str):
         return None  # let the op's own meta kernel answer
+    if int(x.shape[1]) != int(w.shape[1]) * int(_arg(args, kwargs, 6, "groups", 1)):
+        return None  # wrong number of input channels: the op raises the proper error
     stride = _pair(_arg(args, kwargs, 3, "stride"), (1, 1))
     dil = _pair(_arg(args, kwargs, 5, "dilation"), (1, 1))
     p = _pair(pad, (0, 0))

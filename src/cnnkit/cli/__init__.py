@@ -74,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `cnnkit` alone does the main job: train the default model on the default data.
         argv = ["train"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (2) or --help (0): return the code like any other outcome
+        return e.code if isinstance(e.code, int) else 0
     if args.version:
         from .. import __version__
 

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape  # run folder names are text, not markup
     from rich.table import Table
 
     from ..evaluate import compare_runs
@@ -30,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
         t.add_column(col, justify="left" if col in ("run", "model", "from") else "right", no_wrap=col == "run")
     for r in rows:
         secs = r.get("train_seconds")
-        t.add_row(r["name"], r["model"], f"{r['params']:,}", f"{r['macs']:,}", pct(r["acc"]), pct(r["top5"]),
+        t.add_row(escape(r["name"]), escape(r["model"]), f"{r['params']:,}", f"{r['macs']:,}", pct(r["acc"]), pct(r["top5"]),
                   "" if secs is None else f"{secs:.1f} s", "" if r["acc_per_mparam"] is None else f"{r['acc_per_mparam']:.2f}",
-                  r["source"])  # fmt: skip
+                  escape(r["source"]))  # fmt: skip
     # Piped output has no terminal width to respect: do not squeeze run names into "lenet…".
     Console(width=None if sys.stdout.isatty() else 160).print(t)
     print(f"written to {args.out}/compare.csv, acc_vs_macs.png, acc_vs_params.png")

@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from ._args import int_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files or folders with a saved run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("paths", metavar="IMAGE_OR_DIR", nargs="+")
-    p.add_argument("--topk", type=int, default=5, help="how many classes to show (default 5)")
+    p.add_argument("--topk", type=int_in(1, 10_000), default=5,
+                   help="how many classes to show (default 5; at most the model's number of classes)")  # fmt: skip
     p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "crops"),
                    help="average over test-time views: flip (default when given) or crops (AlexNet's ten)")  # fmt: skip
     fmt = p.add_mutually_exclusive_group()
@@ -23,15 +27,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.device import select_device
-    from ..errors import ConfigError
+    from ..errors import DataError
     from ..evaluate import predict_files
     from ..run import load_run
 
-    if args.topk < 1:
-        raise ConfigError(f"--topk must be >= 1, got {args.topk}")
     run_ = load_run(args.run_dir, device=select_device(args.device))
     preds = predict_files(run_, args.paths, topk=args.topk, tta=args.tta)
     failed = [p for p in preds if p.error]
+    if len(failed) == len(preds):
+        # Nothing to show: an error, not a table of failures with a warning per file.
+        if len(failed) == 1:
+            exists = Path(failed[0].path).exists()
+            raise DataError(str(failed[0].error), hint="is it a valid image file?" if exists else "check the path")
+        for p in failed:
+            print(f"warning: skipped {p.error}", file=sys.stderr)
+        raise DataError(f"none of the {len(failed)} images could be read (each is listed above)",
+                        hint="are they valid image files?")  # fmt: skip
     if args.json:
         print(json.dumps([{"path": p.path, "top": [{"class": c, "prob": round(v, 6)} for c, v in p.top],
                            **({"error": p.error} if p.error else {})} for p in preds], indent=2))  # fmt: skip
@@ -46,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             w.writerow([p.path, *cells, *[""] * (2 * k - len(cells)), p.error or ""])
     else:
         from rich.console import Console
+        from rich.markup import escape  # file and class names are text, not markup: "x[/red].png" exists
         from rich.table import Table
 
         t = Table(show_header=True, header_style="bold")
@@ -55,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
         t.add_column(f"top-{args.topk}")
         for p in preds:
             if p.error:
-                t.add_row(p.path, "[red]unreadable[/red]", "", p.error)
+                t.add_row(escape(p.path), "[red]unreadable[/red]", "", escape(p.error))
             else:
                 rest = ", ".join(f"{c} {v:.1%}" for c, v in p.top[1:])
-                t.add_row(p.path, p.top[0][0], f"{p.top[0][1]:.1%}", rest)
+                t.add_row(escape(p.path), escape(p.top[0][0]), f"{p.top[0][1]:.1%}", escape(rest))
         Console().print(t)
-    for p in failed:
+    for p in failed:  # some images were read: show those, warn about the rest
         print(f"warning: skipped {p.error}", file=sys.stderr)
-    return 1 if failed and len(failed) == len(preds) else 0
+    return 0

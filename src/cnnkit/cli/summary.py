@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import int_in
+
+
+def _input_size(text: str | None) -> tuple[int, ...] | None:
+    """``--input`` parsed and bounded before any model is built, with a message that names the option."""
+    from ..analyze.table import parse_input_size
+    from ..errors import ConfigError
+
+    try:
+        return parse_input_size(text)
+    except ConfigError as e:
+        raise ConfigError(f"--input: {e.message}", hint=e.hint) from None
+
+
+MAX_CLASSES = 100_000  # more than any dataset has (ImageNet-21k: 21,841); a bigger number is a typo
+
 
 def _formats(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
@@ -25,15 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input", help="input size C x H x W, e.g. 3x224x224 (or HxW, or H); default: the model's"
     )
-    p.add_argument("--batch", type=int, default=1, help="batch size for the per-batch totals (default 1)")
+    p.add_argument("--batch", type=int_in(1, 1_000_000), default=1,
+                   help="batch size for the per-batch totals (default 1)")  # fmt: skip
     p.add_argument(
-        "--depth", type=int, help="fold blocks deeper than this into one row (default: every layer)"
+        "--depth", type=int_in(0, 100), help="fold blocks deeper than this into one row (default: every layer)"
     )
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                    help="element type for the memory figures (default: the model's, float32)")  # fmt: skip
     p.add_argument(
-        "--num-classes", type=int, help="classes of a model built by name (default 1000, 10 below 64 px)"
-    )
+        "--num-classes", type=int_in(1, MAX_CLASSES),
+        help="classes of a model built by name (default 1000, 10 below 64 px)",
+    )  # fmt: skip
     _formats(p)
     p.set_defaults(func=run, fmt=None)
 
@@ -44,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("models", nargs="+", metavar="MODEL", help="model names or run folders")
     c.add_argument("--input", help="one input size for all (default: each model's own)")
     c.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
-    c.add_argument("--num-classes", type=int, help="classes of models built by name")
+    c.add_argument("--num-classes", type=int_in(1, MAX_CLASSES), help="classes of models built by name")
     _formats(c)
     c.set_defaults(func=run_compare, fmt=None)
 
@@ -68,7 +86,7 @@ def _emit(obj, fmt: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..analyze import summary
 
-    s = summary(args.model, input_size=args.input, batch=args.batch, depth=args.depth, dtype=args.dtype,
+    s = summary(args.model, input_size=_input_size(args.input), batch=args.batch, depth=args.depth, dtype=args.dtype,
                 num_classes=args.num_classes)  # fmt: skip
     _emit(s, args.fmt)
     return 0
@@ -78,7 +96,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..analyze import compare_arch
 
     _emit(
-        compare_arch(args.models, input_size=args.input, num_classes=args.num_classes, dtype=args.dtype),
+        compare_arch(args.models, input_size=_input_size(args.input), num_classes=args.num_classes, dtype=args.dtype),
         args.fmt,
     )
     return 0

@@ -66,7 +66,16 @@ def _open(path: str):
 
     if os.path.getsize(path) == 0:
         raise BadImage("empty file (0 bytes)")
-    return Image.open(path)
+    with _quiet_pil():  # PIL's DecompressionBombWarning would be a stray line: the size is refused below
+        im = Image.open(path)
+    # A header may declare a huge image in a few bytes (a decompression bomb); PIL only warns between
+    # its limit and twice its limit, and decoding would allocate gigabytes. Refuse it before decoding.
+    w, h = im.size
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and w * h > limit:
+        im.close()
+        raise BadImage(f"too large to decode safely ({w}x{h} pixels, more than PIL's limit of {limit:,})")
+    return im
 
 
 def decode_array(path: str | Path, channels: int | None, size: tuple[int, int] | None) -> tuple[np.ndarray, bool]:

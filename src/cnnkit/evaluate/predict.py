@@ -45,7 +45,9 @@ def predict_files(
 
     files = collect_images(paths)
     if not files:
-        raise DataError("no images found in " + ", ".join(map(str, paths)))
+        # Fix (issue 18): an empty list used to give "no images found in " with nothing after it.
+        raise DataError("no images found in " + ", ".join(map(str, paths)) if paths else "no image paths given",
+                        hint="pass image files or folders of images")  # fmt: skip
     c, h, w = run.meta.input_size
     k = max(1, min(topk, len(run.classes)))
     preds: list[Prediction | None] = [None] * len(files)

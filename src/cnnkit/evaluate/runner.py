@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..data import Normalize, TensorLoader
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from ..run import LoadedRun, RunDir, load_run
 
 
@@ -35,8 +34,8 @@ def run_data(run: LoadedRun, data: str | None = None):
         cfg = cfg.replace(data=data)
     ds = load_data_for(cfg)
     split_file = RunDir(run.path).split
-    if data is None and split_file.is_file():
-        saved = json.loads(split_file.read_text())
+    saved = RunDir(run.path).read_split() if data is None else {}
+    if saved:
         for s in ("train", "val", "test"):
             if saved.get(s) != list(ds.split(s).ids):
                 raise CheckpointError(
@@ -79,7 +78,7 @@ def _check_not_trained_on(member: LoadedRun, ids: list[str], split: str, primary
     split_file = RunDir(member.path).split
     if split == "train" or not split_file.is_file():
         return  # scoring on training images is a diagnostic: every member has seen them
-    saved = json.loads(split_file.read_text())
+    saved = RunDir(member.path).read_split()
     seen = set(saved.get("train", [])) | (set(saved.get("val", [])) if split == "test" else set())
     overlap = seen.intersection(ids)
     if overlap:
@@ -88,6 +87,39 @@ def _check_not_trained_on(member: LoadedRun, ids: list[str], split: str, primary
             f"of {str(primary.path)!r} (e.g. {sorted(overlap)[0]!r})",
             hint="ensemble runs trained with the same data, split fractions and --seed, so their splits agree",
         )
+
+
+def _check_distinct(run_dirs: Sequence[str | Path]) -> None:
+    """An ensemble of a run with itself would report "ensemble of 2" for what is one model."""
+    seen: set[Path] = set()
+    for r in run_dirs:
+        key = Path(r).resolve()  # the same folder spelt two ways (runs/a, ./runs/a/) is still one run
+        if key in seen:
+            raise ConfigError(f"run {str(r)!r} is given twice (RUN_DIR and --ensemble must be different runs)",
+                              hint="list each run once")  # fmt: skip
+        seen.add(key)
+
+
+OUTPUT_FILES = ("metrics.json", "per_class.csv", "predictions.csv", "confusion.csv", "confusion.png",
+                "pr_curves.png", "reliability.png", "top_losses.png")  # fmt: skip
+
+
+def _check_outputs(out: Path, report: bool) -> None:
+    """The evaluation folder and every file written into it can be written (checked before any work).
+
+    The place is fixed (``RUN_DIR/eval/<variant>/``), so a file or folder in the way is named with
+    the advice to move it, not to pick another output.
+    """
+    hint = "move it away: cnnkit eval writes its results to RUN_DIR/eval/<split>/"
+    for q in (out.parent, out):
+        if q.exists() and not q.is_dir():
+            raise ConfigError(f"cannot write the evaluation to {str(out)!r}: {str(q)!r} is a file", hint=hint)
+    for f in OUTPUT_FILES + (("report.html",) if report else ()):
+        if (out / f).is_dir():
+            raise ConfigError(f"cannot write {str(out / f)!r}: a folder of that name is in the way", hint=hint)
+    check_output_dir(out, "the evaluation folder")
+    for f in OUTPUT_FILES + (("report.html",) if report else ()):
+        check_output_file(out / f, option="the evaluation file")
 
 
 def _jsonable(o: Any) -> Any:
@@ -139,10 +171,15 @@ def evaluate_run(
     if tta is not None and tta not in TTA_MODES and tta != "none":
         raise ConfigError(f"unknown test-time augmentation {tta!r}", hint="use " + " or ".join(TTA_MODES))
     tta = None if tta == "none" else tta
+    _check_distinct([run_dir, *ensemble])
     dev = select_device(device)
     run = load_run(run_dir, device=dev)
     runs = [run] + [load_run(r, device=dev) for r in ensemble]
     check_ensemble(runs)
+    name = out_name(split, tta, len(runs))
+    out = Path(run.path) / "eval" / name
+    if write:  # before any work: an evaluation that cannot be saved should not run for minutes first
+        _check_outputs(out, report)
     ds = run_data(run, data)
     part = ds.split(split)
     if len(part) == 0:
@@ -162,8 +199,6 @@ def evaluate_run(
     costs = [model_cost(r.model, r.meta.input_size) for r in runs]
     params = sum(c["params"] for c in costs)
     macs = sum(c["macs"] for c in costs) * n_views
-    name = out_name(split, tta, len(runs))
-    out = Path(run.path) / "eval" / name
     worst = top_losses(probs, y, n_top_losses)
     pred = probs.argmax(1)
     top_rows = [

@@ -87,6 +87,13 @@ def check_ensemble(runs: Sequence[LoadedRun]) -> None:
                 f"{len(first.classes)}; their class lists differ{where}",
                 hint="an ensemble averages probabilities class by class: use runs trained on the same classes",
             )
+        # Checked here, before any prediction, rather than when the first batch reaches the member.
+        if r.meta.channels != first.meta.channels:
+            raise CheckpointError(
+                f"run {str(r.path)!r} takes {r.meta.channels}-channel images, run {str(first.path)!r} "
+                f"{first.meta.channels}-channel ones",
+                hint="ensemble runs trained on the same kind of images (grey or colour)",
+            )
 
 
 def ensemble_probs(runs: Sequence[LoadedRun], images: torch.Tensor, tta: str | None = None) -> torch.Tensor:

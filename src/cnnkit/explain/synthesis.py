@@ -64,6 +64,7 @@ def class_visualisation(model: nn.Module, target: int, input_size: Sequence[int]
     """
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
+    _check_rates(lr, l2=l2)
     c, h, w = (int(v) for v in input_size)
     dev = device_of(model)
     model.eval()
@@ -151,6 +152,35 @@ def default_style_layers(model: nn.Module, n_style: int = 5) -> tuple[list[str],
     return convs[:n_style], convs[min(3, len(convs) - 1)]
 
 
+def _check_rates(lr: float, l2: float = 0.0, style_weight: float = 1.0) -> None:
+    """Refuse step sizes and weights that make the optimisation meaningless (or make PyTorch raise)."""
+    import math
+
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {lr}")
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise ConfigError(f"l2 must be >= 0, got {l2}", hint="a negative penalty rewards saturated pixels")
+    if not (math.isfinite(style_weight) and style_weight > 0):
+        raise ConfigError(f"style weight must be > 0, got {style_weight}")
+
+
+def _fits(extract: FeatureExtractor, x: torch.Tensor, what: str) -> dict[str, torch.Tensor]:
+    """Features of ``x``, or a ConfigError when the image is smaller than the network's windows.
+
+    PyTorch reports a convolution or pooling window larger than its (padded) input as a RuntimeError
+    ("Kernel size can't be greater than actual input size", "Output size is too small"); for style
+    transfer that means the image side (``--size``, or a thin image's short side) is too small.
+    """
+    try:
+        return extract(x)
+    except RuntimeError as e:
+        if "input size" not in str(e):
+            raise
+        h, w = x.shape[-2:]
+        raise ConfigError(f"the {what} image ({h}x{w} px after resizing) is too small for this network's layers",
+                          hint="raise --size, or use an image that is less elongated") from None  # fmt: skip
+
+
 @dataclass
 class StyleTransferResult:
     """The stylised image and the losses at the start and the end of the optimisation."""
@@ -186,6 +216,7 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
         raise ConfigError(f"unknown optimizer {optimizer!r}", hint="use adam or lbfgs")
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
+    _check_rates(lr, style_weight=style_weight)
     if content.shape[1] != style.shape[1]:
         raise ConfigError(f"content has {content.shape[1]} channels but style has {style.shape[1]}")
     dev = device_of(model)
@@ -196,8 +227,8 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     extract = FeatureExtractor(model, [*dict.fromkeys([*s_layers, c_layer])])
     content, style = content.to(dev), style.to(dev)
     with torch.no_grad():
-        fs = extract(style)
-        fc = extract(content)
+        fs = _fits(extract, style, "style")
+        fc = _fits(extract, content, "content")
         g_style = {n: gram_matrix(fs[n]) for n in s_layers}
         f_content = fc[c_layer]
 
@@ -298,7 +329,16 @@ def _load_feature_weights(net: nn.Module, path: str) -> None:
         else:
             state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # safetensors/torch raise several types for damaged files
-        raise CheckpointError(f"cannot read weights {path!r}: {e}") from e
+        from ..models.weights import load_error_reason, refused_global
+
+        # Fix (issue 18): name the refused pickled object instead of relaying PyTorch's multi-line
+        # message, which advises retrying with weights_only=False (that would run the payload).
+        refused = refused_global(e)
+        if refused:
+            raise CheckpointError(f"weights {path!r} hold objects cnnkit refuses to unpickle (it asks to run {refused})",
+                                  hint="only plain tensors load (weights_only=True): save the state dict with "
+                                  "torch.save(model.state_dict(), path) or as .safetensors") from e  # fmt: skip
+        raise CheckpointError(f"cannot read weights {path!r}: {load_error_reason(e)}") from e
     own = net.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     convs = [k for k in own if k.endswith("weight") and own[k].ndim == 4]
