@@ -57,7 +57,7 @@ class TrainConfig:
     # optimiser
     optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
     lr: float | None = _f(None, "learning rate (default: the model's recipe, else 0.05 for sgd and 0.001 for "
-                          "adam/adamw)", lo_open=0.0, auto=True)
+                          "adam/adamw)", lo_open=0.0, hi=10.0, auto=True)
     momentum: float = _f(0.9, "SGD momentum", lo=0.0, hi_open=1.0)
     nesterov: bool = _f(True, "Nesterov momentum (SGD)")
     weight_decay: float = _f(5e-4, "L2 weight decay", lo=0.0)
@@ -100,6 +100,14 @@ class TrainConfig:
             check_run_name(self.name)
         if not self.runs_dir.strip():
             raise ConfigError("--runs-dir must not be empty", hint="e.g. --runs-dir runs")
+        reserved = sorted(set(self.model_args) & {"num_classes", "in_chans", "input_size"})
+        if reserved:  # the data decides these; passing them twice would fail deep inside the model builder
+            raise ConfigError(f"--model-args cannot set {', '.join(reserved)}",
+                              hint="the data sets the classes and channels; use --input-size for the size")  # fmt: skip
+        if ":" not in self.model:  # registered models: argument names and types checked before any work
+            from .models.registry import check_model_args
+
+            check_model_args(self.model, self.model_args)
         if self.val_split + self.test_split >= 1.0:
             raise ConfigError(
                 f"val_split + test_split = {self.val_split + self.test_split:g} leaves no training data",
@@ -113,6 +121,8 @@ class TrainConfig:
         known = {f.name: f for f in fields(cls)}
         kw = {}
         for k, v in d.items():
+            if not isinstance(k, str):  # `1: 2` in a YAML file
+                raise ConfigError(f"{source}: option names must be text, got {k!r}", hint=suggest(str(k), known))
             key = k.replace("-", "_")
             if key not in known:
                 raise ConfigError(f"{source}: unknown key {k!r}", hint=suggest(key, known))
@@ -176,17 +186,66 @@ def optimizer_and_lr(optimizer: str | None, lr: float | None, recipe: dict[str, 
     return name, lr
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice is an error.
+
+    Plain ``safe_load`` keeps the last of two ``epochs:`` lines silently, so the run would not be
+    the one the file seems to describe.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # resolve ``<<`` merges first: overriding a merged key is allowed
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                dup = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key (a list): the constructor reports it
+                dup = False
+            if dup:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)  # fmt: skip
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """One line for a YAML error: the problem and where (PyYAML's own text spans several lines)."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + " ".join(str(e.problem or e.context or type(e).__name__).split())
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+    return first
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that also refuses duplicate keys; raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with a clear error for a missing or malformed file."""
+    """Read a YAML mapping with a one-line error naming the file when it is missing or malformed."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a folder", hint="pass a .yaml file of option: value lines")
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+        raise ConfigError(f"config file {str(p)!r} does not exist", hint="pass a .yaml file of option: value lines")
     try:
-        d = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (is it a YAML file?)",
+                          hint="save it as UTF-8 text with option: value lines") from None  # fmt: skip
+    try:
+        d = parse_yaml(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {e}") from e
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML ({yaml_problem(e)})",
+                          hint="write one option: value per line, e.g. epochs: 5") from None  # fmt: skip
+    if d is None:
+        return {}
     if not isinstance(d, dict):
-        raise ConfigError(f"config file {str(p)!r} must hold a mapping of option: value")
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping of option: value, not a {type(d).__name__}",
+                          hint="write one option: value per line, e.g. epochs: 5")  # fmt: skip
     return d
 
 
@@ -211,22 +270,38 @@ def _coerce(f: dataclasses.Field, v: Any, source: str) -> Any:
                 if v.lower() in ("0", "false", "no", "off"):
                     return False
                 raise ValueError
-            return bool(v)
+            # Only a real boolean or 0/1: bool([1]) or bool("x") would silently mean True.
+            if isinstance(v, bool) or (isinstance(v, int) and v in (0, 1)):
+                return bool(v)
+            raise ValueError
+        if isinstance(v, bool):  # YAML's `epochs: true` is not the number 1
+            raise ValueError
         if t is int:
             if isinstance(v, float) and not v.is_integer():
                 raise ValueError
+            if not isinstance(v, (int, float, str)):
+                raise ValueError
             return int(v)
         if t is float:
+            if not isinstance(v, (int, float, str)):
+                raise ValueError
             return float(v)
         if t is dict:
             if isinstance(v, str):
-                v = yaml.safe_load(v) or {}
-            if not isinstance(v, dict):
+                try:
+                    v = parse_yaml(v) or {}
+                except yaml.YAMLError as e:
+                    raise ConfigError(f"{source}: {f.name} is not a valid YAML mapping ({yaml_problem(e)})",
+                                      hint="e.g. --model-args '{act: tanh}'") from None  # fmt: skip
+            if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
                 raise ValueError
             return v
+        if not isinstance(v, (str, int, float)):  # str([...]) would become a name like "['lenet5']"
+            raise ValueError
         return str(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {f.name} must be {t.__name__}, got {v!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        kind = {"dict": "a mapping", "str": "text"}.get(t.__name__, t.__name__)
+        raise ConfigError(f"{source}: {f.name} must be {kind}, got {v!r}"[:300]) from None
 
 
 def _check(f: dataclasses.Field, v: Any) -> None:

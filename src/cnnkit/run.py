@@ -419,12 +419,19 @@ class RunLock:
         p = Path(run_path)
         self.path = p.parent / f".{p.name}.lock"
         self._fd: int | None = None
+        self._made: list[Path] = []  # folders made only to hold the lock, deepest first
 
     def acquire(self) -> RunLock:
         try:
             import fcntl
         except ImportError:  # Windows: no flock; fall back to no lock rather than refusing to train
             return self
+        # Remember which folders (e.g. a new --runs-dir) exist only for the lock: a run rejected before
+        # its folder is made (bad data, bad model) must leave nothing behind.
+        q = self.path.parent
+        while not q.exists() and q.parent != q:
+            self._made.append(q)
+            q = q.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -456,6 +463,12 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
+        for d in self._made:  # only while empty: a run that was created keeps its folders
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        self._made = []
 
     def __enter__(self) -> RunLock:
         return self.acquire()

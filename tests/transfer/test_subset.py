@@ -43,8 +43,10 @@ def test_subset_errors_name_the_problem(digits):
         subset_dataset(digits, classes=[1, 12])
     with pytest.raises(DataError, match="listed twice"):
         subset_dataset(digits, classes=["3", 3])
-    with pytest.raises(DataError, match="only .* training images, 500 were asked"):
-        subset_dataset(digits, classes=[1], per_class=500)
+    with pytest.raises(DataError, match="per_class .*500 is more than the .* training images"):
+        subset_dataset(digits, classes=[1, 2], per_class=500)
+    with pytest.raises(DataError, match="only one class selected"):
+        subset_dataset(digits, classes=[1])
 
 
 def test_subset_name_loads_the_same_split_through_the_data_registry(digits):

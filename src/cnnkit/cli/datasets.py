@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data import list_datasets
     from ..data.registry import dataset_files, default_data_root
 
+    if args.root is not None:
+        _check_root(args.root)
     root = args.root or default_data_root()
     console = Console()
     wide = console.width >= 150  # the descriptions only fit a wide terminal
@@ -40,3 +42,16 @@ def run(args: argparse.Namespace) -> int:
     print("your own images: --data folder:PATH (one subfolder per class, or train/ val/ test/ folders of them) "
           "or --data csv:FILE (path,label rows)")  # fmt: skip
     return 0
+
+
+def _check_root(root: str) -> None:
+    """``--root`` must be a folder (or not exist yet): a file there means a mistyped path."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if not root.strip():
+        raise ConfigError("--root is empty", hint="give the folder holding the standard datasets, or leave it out")
+    p = Path(root).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--root {root!r} is a file, not a folder", hint="give the folder holding the datasets")

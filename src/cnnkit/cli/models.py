@@ -19,9 +19,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..config import as_flags
+    from ..errors import ModelError, suggest
     from ..models import count_params, create_model, list_models, model_entry
 
+    if args.family is not None:
+        families = sorted({model_entry(n).family for n in list_models()})
+        if args.family not in families:
+            raise ModelError(f"unknown model family {args.family!r}", hint=suggest(args.family, families))
     names = list_models(args.filter, family=args.family)
+    if not names:  # before the table: an empty table would look like a result
+        where = f" in family {args.family!r}" if args.family else ""
+        raise ModelError(f"no model matches --filter {args.filter!r}{where}",
+                         hint="`cnnkit models` lists them all; the filter is a glob such as 'resnet*'")  # fmt: skip
     t = Table(show_header=True, header_style="bold")
     cols = ("name", "left"), ("family", "left"), ("params", "right"), ("input", "left"), ("recipe", "left"), ("description", "left")
     for col, just in cols:
@@ -35,7 +44,4 @@ def run(args: argparse.Namespace) -> int:
         # The training options `cnnkit train` sets for this model unless given (see TrainConfig auto fields).
         t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), as_flags(e.recipe), e.description)
     Console().print(t)
-    if not names:
-        print(f"no model matches {args.filter!r}")
-        return 1
     return 0

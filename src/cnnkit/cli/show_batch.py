@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ._args import int_in
+
+# What matplotlib can write; checked before loading any data (matplotlib would fail only at the end).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".webp", ".tif", ".tiff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="batch.png", help="image file to write (default: batch.png)")
     p.add_argument("--augment", default="auto",
                    help="augmentation spec, e.g. 'translate=2,rotate=10,flip'; auto: the dataset's default; none")  # fmt: skip
-    p.add_argument("--n", type=int, default=32, help="number of images (default: 32)")
-    p.add_argument("--input-size", type=int, default=None, help="image side in pixels (default: the data's own)")
+    p.add_argument("--n", type=int_in(1, 1024), default=32, help="number of images, 1-1024 (default: 32)")
+    p.add_argument("--input-size", type=int_in(1, 2048), default=None,
+                   help="image side in pixels (default: the data's own)")  # fmt: skip
     p.add_argument("--split", default="train", choices=("train", "val", "test"), help="which split (default: train)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (split, shuffle, augmentation)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0, help="random seed (split, shuffle, augmentation)")
     p.add_argument("--data-root", default=None, help="where standard datasets live")
     p.add_argument("--download", action="store_true", help="download a standard dataset if its files are missing")
     p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
@@ -30,9 +37,14 @@ def run(args: argparse.Namespace) -> int:
     from ..data import Augment, dataset_entry, load_dataset
     from ..data.preview import augmented_batch, save_batch_grid
     from ..errors import ConfigError
+    from ..io import check_output_file
 
-    if args.n < 1:
-        raise ConfigError(f"--n must be >= 1, got {args.n}")
+    # The output first: a bad path must fail before the data is loaded, and never overwrite an input.
+    inputs = (args.dataset.split(":", 1)[1],) if args.dataset.startswith(("csv:", "folder:")) else ()
+    check_output_file(args.output, "-o/--output", inputs=inputs)
+    if Path(args.output).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(f"-o/--output {args.output!r} is not an image file name",
+                          hint="end it in " + ", ".join(IMAGE_SUFFIXES))  # fmt: skip
     spec = args.augment
     if spec == "auto":
         entry = dataset_entry(args.dataset)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
+from collections.abc import Callable
+from dataclasses import MISSING, Field, fields
+from typing import Any
 
 from ..config import TrainConfig, field_type
+from ._args import float_in, int_in
 
 
 def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -23,9 +26,25 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
         elif t is dict:
             p.add_argument(flag, dest=f.name, default=None, metavar="YAML", help=help_ + ", e.g. '{hidden: [300, 100]}'")
         else:
-            kind = {int: int, float: float}.get(t, str)
-            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=help_,
-                           choices=f.metadata.get("choices"))  # fmt: skip
+            p.add_argument(flag, dest=f.name, type=_bounded_type(f, t), default=None, metavar=f.name.upper(),
+                           help=help_, choices=f.metadata.get("choices"))  # fmt: skip
+
+
+def _bounded_type(f: Field, t: type) -> Callable[[str], Any]:
+    """The argparse type of a config field: numbers checked against the field's bounds at parse time.
+
+    ``TrainConfig.validate`` checks the same bounds for config files; here a bad flag becomes argparse's
+    one-line usage error before anything is loaded. Exclusive upper bounds (``hi_open``) are left to
+    ``validate``, which names the flag too.
+    """
+    m = f.metadata
+    if t is int:
+        return int_in(m.get("lo"), m.get("hi"))
+    if t is float:
+        if "lo_open" in m:
+            return float_in(m["lo_open"], m.get("hi"), lo_open=True)
+        return float_in(m.get("lo"), m.get("hi"))
+    return str
 
 
 def given_overrides(args: argparse.Namespace) -> dict:

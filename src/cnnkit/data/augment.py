@@ -19,6 +19,22 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, suggest
 
+# Upper limits of the numeric augmentations: beyond them an augmentation destroys the image or
+# breaks the maths (scale 1 can zoom to 0x, shear 90 degrees is tan = infinity), or allocates absurd
+# memory (translate pads every image by that many pixels on each side).
+_LIMITS: dict[str, tuple[float, str]] = {
+    "translate": (128.0, "pixels of shift"),
+    "rotate": (180.0, "degrees"),
+    "scale": (1.0, "relative zoom: 0.1 means 0.9x to 1.1x"),
+    "shear": (60.0, "degrees"),
+    "elastic": (64.0, "pixels of displacement"),
+    "jitter": (1.0, "relative brightness/contrast change"),
+    "erase": (1.0, "a probability"),
+}
+_OPEN = {"scale"}  # exclusive upper limit
+_BOOL_WORDS = {"": True, "1": True, "true": True, "on": True, "yes": True,
+               "0": False, "false": False, "off": False, "no": False}  # fmt: skip
+
 
 @dataclass
 class Augment:
@@ -40,26 +56,34 @@ class Augment:
         if spec is None or spec.strip().lower() in ("", "none", "off"):
             return a
         names = {f.name: f for f in fields(cls)}
+        given: set[str] = set()
         for item in spec.split(","):
             item = item.strip()
             if not item:
                 continue
             key, _, val = item.partition("=")
-            key = key.strip()
+            key, val = key.strip(), val.strip()
             if key not in names:
                 raise ConfigError(f"--augment: unknown augmentation {key!r}", hint=suggest(key, names))
+            if key in given:  # "rotate=5,rotate=30": which one was meant?
+                raise ConfigError(f"--augment: {key} is given twice", hint="give each augmentation once")
+            given.add(key)
             if names[key].type in (bool, "bool"):
-                setattr(a, key, val.strip().lower() not in ("0", "false", "off", "no") if val else True)
+                if val.lower() not in _BOOL_WORDS:
+                    raise ConfigError(f"--augment: {key} takes no value or on/off, got {val!r}",
+                                      hint=f"e.g. --augment {key} or --augment {key}=off")  # fmt: skip
+                setattr(a, key, _BOOL_WORDS[val.lower()])
                 continue
             try:
                 v = float(val) if val else 1.0
             except ValueError:
                 raise ConfigError(f"--augment: {key} needs a number, got {val!r}") from None
-            if v < 0 or not math.isfinite(v):
-                raise ConfigError(f"--augment: {key} must be >= 0, got {v}")
+            lo_ok = v >= 0
+            hi, what = _LIMITS[key]
+            if not (lo_ok and math.isfinite(v) and (v < hi if key in _OPEN else v <= hi)):
+                sym = "<" if key in _OPEN else "<="
+                raise ConfigError(f"--augment: {key}={val} is out of range", hint=f"use 0 <= {key} {sym} {hi:g} ({what})")
             setattr(a, key, v)
-        if a.erase > 1:
-            raise ConfigError(f"--augment: erase is a probability, got {a.erase}")
         return a
 
     def to_spec(self) -> str:

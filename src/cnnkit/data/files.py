@@ -67,6 +67,9 @@ def _stat_record(path: str, rel: str, label: int, split: str, st: os.stat_result
     except OSError:
         r.reason = "file not found"
         return r
+    except ValueError:  # a NUL byte in a path written in a CSV
+        r.reason = "not a valid file path"
+        return r
     r.size, r.mtime_ns = st.st_size, st.st_mtime_ns
     if not stat.S_ISREG(st.st_mode):
         r.reason = "not a file"
@@ -164,6 +167,8 @@ def _sort_classes(names: set[str]) -> list[str]:
 def scan_csv(path: str) -> tuple[list[str], list[FileRecord], dict[str, Any]]:
     """Classes and records of a CSV with ``path,label`` rows (header optional, optional ``split`` column)."""
     f = Path(path).expanduser()
+    if f.is_dir():
+        raise DataError(f"CSV file {path!r} is a folder", hint=f"use folder:{path} for a folder of class subfolders")
     if not f.is_file():
         raise DataError(f"CSV file {path!r} does not exist", hint="csv:FILE needs a file with path,label rows")
     try:
@@ -220,16 +225,20 @@ def _bad_file_error(bad: list[FileRecord], what: str) -> DataError:
     )
 
 
-def _guess_size(records: list[FileRecord], threads: int) -> tuple[int, int]:
+def _guess_size(records: list[FileRecord], threads: int, location: str = "") -> tuple[int, int]:
     """A size for data loaded without a model: the size most files share, else the median height and width.
 
     Looks at up to 500 evenly spaced files' headers.
     """
     step = max(1, len(records) // 500)
-    res, _ = probe_files([r.path for r in records[::step]], threads)
+    sample = records[::step]
+    res, failed = probe_files([r.path for r in sample], threads)
     sizes = [s for _, s in filter(None, res)]
     if not sizes:
-        raise DataError("none of the sampled images could be read", hint="check the files, or pass input_size")
+        where = f" in {location!r}" if location else ""
+        example = f"e.g. {sample[failed[0][0]].path!r}: {failed[0][1]}" if failed else "check the files"
+        raise DataError(f"none of the {len(sample)} sampled images{where} could be read (no readable images)",
+                        hint=example)  # fmt: skip
     size, count = Counter(sizes).most_common(1)[0]
     if count * 2 >= len(sizes):
         return size
@@ -263,13 +272,13 @@ def load_records(
         have = set(r.label for r in kept)
         for i, c in enumerate(classes):
             if i not in have:
-                where = f"class folder {os.path.join(class_folder, c)!r}" if class_folder else f"class {c!r}"
+                where = f"class folder {os.path.join(class_folder, c)!r}" if class_folder else f"class {c!r} of {source}"
                 lost = [r for r in records if r.label == i]
                 hint = f"all {len(lost)} of its files were skipped, e.g. {lost[0].path!r}: {lost[0].reason}" if lost else None
                 raise DataError(f"{where} has no readable images", hint=hint)
 
     check_classes(good)
-    size = tuple(input_size) if input_size is not None else _guess_size(good, threads)
+    size = tuple(input_size) if input_size is not None else _guess_size(good, threads, location)
     need_mb = len(good) * (channels or 3) * size[0] * size[1] / 2**20
     info: dict[str, Any] = {"source": source, "files": location, "image_size": list(size)}
     if need_mb <= memory_budget_mb:

@@ -141,6 +141,9 @@ def load_raw(name: str, root: str | None = None, download: bool = False, **kw: A
     root = root or default_data_root()
     if entry is None:
         prefix, arg = name.split(":", 1)
+        if not arg.strip():  # `folder:` alone would scan the current folder
+            raise DataError(f"--data {name!r} names no {'folder' if prefix == 'folder' else 'file'}",
+                            hint=f"e.g. {prefix}:{'images/' if prefix == 'folder' else 'labels.csv'}")  # fmt: skip
         return _PREFIXES[prefix](arg, **kw)
     return entry.loader(root=root, download=download)
 
@@ -169,7 +172,7 @@ def _prepare(d: ImageData | FileData, channels: int | None, size: tuple[int, int
 
 
 def stratified_split(
-    labels: np.ndarray, fractions: tuple[float, float], seed: int
+    labels: np.ndarray, fractions: tuple[float, float], seed: int, name: str = "the dataset"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of (rest, part1, part2) with part sizes given as fractions of the whole, stratified."""
     from sklearn.model_selection import train_test_split  # imported here: it takes seconds to import
@@ -177,6 +180,13 @@ def stratified_split(
     n = len(labels)
     idx = np.arange(n)
     f1, f2 = fractions
+    need = sum(max(1, round(f * n)) for f in (f1, f2) if f > 0)
+    if need >= n:  # sklearn's own error names test_size, not the option or the data
+        raise DataError(
+            f"{name} has only {n} image{'s' * (n != 1)}: too few to hold out validation and test images "
+            "and still train on some",
+            hint="add images, or lower --val-split / --test-split (0 holds out none)",
+        )
     strat = labels if np.bincount(labels).min() >= 2 else None  # sklearn needs 2 per class to stratify
     parts: list[np.ndarray] = []
     rest = idx
@@ -221,6 +231,7 @@ def load_dataset(
         input_size = (input_size, input_size)
     raw = load_raw(name, root=root, download=download, input_size=input_size, channels=channels, strict=strict,
                    memory_budget_mb=memory_budget_mb, cache=cache, seed=seed, **kw)  # fmt: skip
+    _check_memory(name, raw, channels, input_size, memory_budget_mb)
     splits = {k: _prepare(v, channels, input_size) for k, v in raw.splits.items()}
     info = dict(raw.info)
     info["messages"] = list(info.get("messages", []))
@@ -229,7 +240,7 @@ def load_dataset(
         pool = splits.pop("all")
         if len(pool) == 0:
             raise DataError(f"dataset {name!r} has no images")
-        rest, val_idx, test_idx = stratified_split(pool.labels.numpy(), (val_split, test_split), seed)
+        rest, val_idx, test_idx = stratified_split(pool.labels.numpy(), (val_split, test_split), seed, f"dataset {name!r}")
         splits = {"train": pool.subset(rest), "val": pool.subset(val_idx), "test": pool.subset(test_idx)}
         info["split"] = f"stratified {1 - val_split - test_split:.0%}/{val_split:.0%}/{test_split:.0%}, seed {seed}"
     else:
@@ -237,19 +248,47 @@ def load_dataset(
             raise DataError(f"dataset {name!r} has no training split")
         if "val" not in splits:
             tr = splits["train"]
-            rest, val_idx, _ = stratified_split(tr.labels.numpy(), (val_split, 0.0), seed)
+            rest, val_idx, _ = stratified_split(tr.labels.numpy(), (val_split, 0.0), seed, f"the train split of {name!r}")
             splits["train"], splits["val"] = tr.subset(rest), tr.subset(val_idx)
             info["split"] = f"val carved from train ({val_split:.0%}, stratified, seed {seed})"
         if "test" not in splits:
             tr = splits["train"]
-            rest, _, test_idx = stratified_split(tr.labels.numpy(), (0.0, test_split), seed)
+            rest, _, test_idx = stratified_split(tr.labels.numpy(), (0.0, test_split), seed, f"the train split of {name!r}")
             splits["train"], splits["test"] = tr.subset(rest), tr.subset(test_idx)
     if len(splits["train"]) == 0:
         raise DataError(f"dataset {name!r} has no training images")
     classes = list(raw.classes)
+    if len(classes) < 2:  # a classifier of one class is 100% accurate and has learnt nothing
+        raise DataError(
+            f"dataset {name!r} has only one class ({', '.join(map(repr, classes)) or 'none'}): nothing to classify",
+            hint="give it at least two classes (for folder: data, one subfolder per class)",
+        )
     _report_balance(classes, splits, info)
     mean, std = train_stats(splits["train"], seed)
     return DatasetSplits(name, classes, splits["train"], splits["val"], splits["test"], mean, std, info)
+
+
+def _check_memory(name: str, raw: RawDataset, channels: int | None, size: tuple[int, int] | None,
+                  budget_mb: float) -> None:
+    """Refuse to resize in-memory images to a size that would need more than the memory budget.
+
+    Folder/CSV data streams from disk beyond the budget; the standard datasets are held in memory, so
+    ``--input-size 2048`` on digits would otherwise try to allocate gigabytes.
+    """
+    if size is None:
+        return
+    need = 0
+    for d in raw.splits.values():
+        if isinstance(d, ImageData):
+            c = channels or d.images.shape[1]
+            need += len(d) * c * size[0] * size[1]
+    need_mb = need / 2**20
+    if need_mb > budget_mb:
+        raise DataError(
+            f"dataset {name!r} at {size[0]}x{size[1]} pixels needs {need_mb:,.0f} MB in memory, more than the "
+            f"memory budget of {budget_mb:,.0f} MB",
+            hint="use a smaller --input-size, or raise --memory-budget-mb if the machine has the memory",
+        )
 
 
 def train_stats(train: ImageData | FileData, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -146,12 +146,12 @@ def _unpack(r: Remote) -> None:
 
 
 def _missing_error(name: str, root: Path, remotes: list[Remote], missing: list[Path]) -> DataError:
-    lines = [f"dataset {name!r} was not found under {root}; missing: " + ", ".join(str(p.relative_to(root)) for p in missing)]
-    lines += [f"  {r.urls[0]}  ->  {r.path}" + (" (then unpacked there)" if r.archive else "") for r in remotes]
+    # One line each for the message and the hint (the CLI prints exactly these two lines).
+    where = "; ".join(f"{r.urls[0]} -> {r.path}" + (" (then unpacked there)" if r.archive else "") for r in remotes)
     return DataError(
-        "\n".join(lines),
-        hint="add --download to fetch them (checksums are verified), or download the files above yourself and "
-        "put them where the arrows point (--data-root or $CNNKIT_DATA picks another data root)",
+        f"dataset {name!r} was not found under {root}; missing: " + ", ".join(str(p.relative_to(root)) for p in missing),
+        hint="add --download to fetch the files (checksums are verified), or download them yourself and put them "
+        f"where the arrows point: {where} (--data-root or $CNNKIT_DATA picks another data root)",
     )
 
 
@@ -214,7 +214,7 @@ class TorchvisionSet:
         for split in self.splits:
             try:
                 data, labels, names = self.read(cls, str(base), split)
-            except (RuntimeError, OSError, ValueError, KeyError) as e:
+            except Exception as e:  # torchvision's readers fail with many types (even AssertionError) on damaged files
                 raise self._diagnose(cls, base, e) from None
             x = _to_nchw(data)
             y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -234,7 +234,9 @@ class TorchvisionSet:
                         f"{path} does not match its checksum: expected md5 {md5}, got {actual}",
                         hint="the file is damaged or from another version; delete it and run again with --download",
                     )
-        return DataError(f"cannot read dataset {self.name!r} from {root}: {err}",
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+        why = f"{type(err).__name__}: {first}" if first else f"{type(err).__name__} (the files are damaged or incomplete)"
+        return DataError(f"cannot read dataset {self.name!r} from {root}: {why}"[:400],
                          hint="delete its files and run again with --download")  # fmt: skip
 
 

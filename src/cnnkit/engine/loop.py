@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader, make_loader
-from ..errors import TrainingDiverged
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..run import RunDir, WeightsMeta, save_weights
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
 from .losses import build_loss
@@ -75,6 +75,11 @@ class TrainState:
     best_metric: float | None = None
     bad_epochs: int = 0
     stopped_early: bool = False
+
+
+# What :meth:`Trainer.checkpoint_state` writes and :meth:`Trainer.load_checkpoint_state` needs.
+_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "epoch", "history", "best_epoch", "best_metric",
+                    "bad_epochs", "torch_rng")  # fmt: skip
 
 
 class Trainer:
@@ -156,21 +161,62 @@ class Trainer:
         }
 
     def load_checkpoint_state(self, ck: dict[str, Any]) -> None:
-        """Restore model, optimiser, schedule and counters from :meth:`checkpoint_state` output."""
-        self.model.load_state_dict(ck["model"])
-        names = set(ck.get("trainable", []))
+        """Restore model, optimiser, schedule and counters from :meth:`checkpoint_state` output.
+
+        A checkpoint that does not fit (another architecture's, keys missing, a run already trained
+        to ``cfg.epochs``) raises :class:`CheckpointError` / :class:`ConfigError` before anything changes
+        on disk.
+        """
+        where = str(self.run.checkpoint) if self.run is not None else "the checkpoint"
+        missing = [k for k in _CHECKPOINT_KEYS if k not in ck]
+        if missing:
+            raise CheckpointError(f"checkpoint {where!r} is incomplete (no {', '.join(missing)})",
+                                  hint="it was not written by this version of cnnkit, or it was edited")  # fmt: skip
+        try:
+            state = TrainState(int(ck["epoch"]), list(ck["history"]), int(ck["best_epoch"]),
+                               None if ck["best_metric"] is None else float(ck["best_metric"]),
+                               int(ck["bad_epochs"]), bool(ck.get("stopped_early", False)))  # fmt: skip
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {where!r} is damaged (its counters are not numbers: {e})",
+                                  hint="restore it from a copy, or use the run's weights as they are") from None
+        if state.epoch < 0:
+            raise CheckpointError(f"checkpoint {where!r} is damaged (epoch {state.epoch})",
+                                  hint="restore it from a copy, or use the run's weights as they are")  # fmt: skip
+        if state.stopped_early:
+            raise ConfigError(f"the run stopped early after epoch {state.epoch} (--early-stopping): there is "
+                              "nothing to continue", hint="train longer in a new run, e.g. with a larger "
+                              "--early-stopping")  # fmt: skip
+        if state.epoch >= self.cfg.epochs:
+            raise ConfigError(
+                f"the run has already trained {state.epoch} of its {self.cfg.epochs} epochs; --epochs "
+                f"{self.cfg.epochs} leaves nothing to continue",
+                hint=f"pass --epochs N with N > {state.epoch} to train it longer",
+            )
+        try:
+            self.model.load_state_dict(ck["model"])
+        except (RuntimeError, TypeError, AttributeError) as e:
+            first = " ".join(str(e).split("\n\t")[:2]).replace("\n", " ")[:300]
+            raise CheckpointError(f"checkpoint {where!r} does not fit model {self.cfg.model!r}: {first}",
+                                  hint="the checkpoint belongs to another model or run; restore the run's own "
+                                  "checkpoint.pt") from None  # fmt: skip
+        names = set(ck.get("trainable") or [])
         if names:  # the trainable set decides the optimiser's parameter groups (fine-tuning phases)
             for n, p in self.model.named_parameters():
                 p.requires_grad_(n in names)
             self.rebuild_optimizer()
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.schedule.load_state_dict(ck["schedule"])
-        self.scaler.load_state_dict(ck["scaler"])
-        self.state = TrainState(
-            ck["epoch"], list(ck["history"]), ck["best_epoch"], ck["best_metric"], ck["bad_epochs"],
-            ck.get("stopped_early", False),
-        )  # fmt: skip
-        torch.set_rng_state(ck["torch_rng"])
+        try:
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.schedule.load_state_dict(ck["schedule"])
+            self.scaler.load_state_dict(ck["scaler"])
+            rng = ck["torch_rng"]
+            if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
+                raise TypeError("torch_rng is not a byte tensor")
+        except (RuntimeError, TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+            raise CheckpointError(f"checkpoint {where!r} is damaged (optimiser or schedule state: "
+                                  f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"[:400],
+                                  hint="restore it from a copy, or use the run's weights as they are") from None  # fmt: skip
+        self.state = state
+        torch.set_rng_state(rng)
 
     def _save_weights(self, which: str, epoch: int, metric: float) -> None:
         m = self.meta
@@ -202,7 +248,7 @@ class Trainer:
                 raise TrainingDiverged(
                     f"the loss became {loss.detach().item()} at epoch {epoch + 1}, batch {b + 1}",
                     hint=f"lower the learning rate (now --lr {base_lr:g}), e.g. --lr {base_lr / 10:g}, or warm "
-                    "up with --warmup-epochs 1; the last good checkpoint is kept in the run folder",
+                    "up with --warmup-epochs 1",
                 )
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()

@@ -17,7 +17,7 @@ from .. import __version__
 from ..config import TrainConfig, as_flags, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from ..io import atomic_write_json, remove_stale_temps
+from ..io import atomic_write_json, check_output_dir, remove_stale_temps
 from ..models import count_params, create_model, model_entry
 from ..run import RunDir, RunLock, WeightsMeta, read_weights
 from .device import is_main_process, select_device, set_determinism
@@ -132,6 +132,10 @@ def train(
                 hint=f"continue it with: cnnkit finetune --resume {run.path}",
             )
         base = run.read_config()
+        # Every run file resume reads, read now: a damaged one must fail before an epoch is trained
+        # and the checkpoint, weights and metrics are rewritten (summary.json is otherwise read last).
+        run.read_summary()
+        run.read_split()
         allowed = {"epochs", "device", "amp", "workers", "data_root", "memory_budget_mb", "cache"}
         bad = set(overrides) - allowed
         if bad:
@@ -155,6 +159,9 @@ def train(
         recipe_used = {k: v for k, v in recipe_of(cfg.model).items() if getattr(raw, k) is None and getattr(cfg, k) == v}
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
+    select_device(cfg.device)  # an unavailable --device fails before anything is written
+    if resume is None:
+        check_output_dir(cfg.runs_dir, "--runs-dir")  # before any work: a file or unwritable folder fails now
     # One writer per run: a second process on the same name (even with --overwrite) is refused.
     lock = RunLock(run.path).acquire() if main else None
     try:
@@ -200,19 +207,20 @@ def _train_locked(
         _check_split(run, data)
         remove_stale_temps(run.path)
     reporter = Reporter(enabled=main and not quiet, log=run.append_log if main else None)
-    for line in data.info.get("messages", []):  # how the data was loaded (cache hit, streaming, ...)
-        reporter.print(line)
-    for line in data.info.get("warnings", []):  # skipped files, class imbalance
-        reporter.print(f"warning: {line}")
     meta = WeightsMeta(
         model=cfg.model, model_args=cfg.model_args, num_classes=data.num_classes, classes=data.classes,
         input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source=source,
     )  # fmt: skip
     trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter, lr_mults=lr_mults,
                       callbacks=callbacks, train_mode=train_mode)  # fmt: skip
-    if resume is not None:
-        ck = run.load_checkpoint()
+    ck = run.load_checkpoint() if resume is not None else None  # a bad checkpoint fails before log.txt grows
+    if ck is not None:
         trainer.load_checkpoint_state(ck)
+    for line in data.info.get("messages", []):  # how the data was loaded (cache hit, streaming, ...)
+        reporter.print(line)
+    for line in data.info.get("warnings", []):  # skipped files, class imbalance
+        reporter.print(f"warning: {line}")
+    if resume is not None:
         reporter.print(f"resuming {run.path} after epoch {trainer.state.epoch}/{cfg.epochs}")
     else:
         n, nt = count_params(model), count_params(model, trainable_only=True)
@@ -227,7 +235,7 @@ def _train_locked(
     try:
         state = trainer.fit()
     except TrainingDiverged as e:
-        e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch)
+        e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch, diverged=True)
         if main and not run.staged:
             reporter.print(f"stopped: {e.message}")
             run.write_summary({"run": str(run.path), "status": "diverged", "error": e.message,
@@ -281,12 +289,12 @@ def _train_locked(
     return TrainResult(run.path, test, val, state.best_epoch, state.epoch, state.stopped_early, state.history, summary)
 
 
-def _what_was_kept(run: RunDir, epochs_done: int) -> str:
+def _what_was_kept(run: RunDir, epochs_done: int, diverged: bool = False) -> str:
     """The truth about a stopped run's folder, for the message that reports the stop."""
     if run.staged:
         return f"the existing run {str(run._replaces)!r} was left as it was (nothing of the new run was kept)"
     if epochs_done == 0 or not run.checkpoint.is_file():
-        return "no epoch finished, so nothing was saved; run the same command again"
+        return "no epoch finished, so no weights were saved" + ("" if diverged else "; run the same command again")
     command = "finetune" if (run.path / "finetune.json").is_file() else "train"
     return f"{epochs_done} finished epoch(s) are saved; continue with: cnnkit {command} --resume {run.path}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -145,16 +146,7 @@ def create_model(
     c, h, w = _parse_size(input_size, entry.default_input, in_chans)
     if num_classes < 1:
         raise ModelError(f"num_classes must be >= 1, got {num_classes}")
-    sig = inspect.signature(entry.fn)
-    accepts_var = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    allowed = [p for p in sig.parameters if p not in ("num_classes", "in_chans", "input_size")]
-    if not accepts_var:
-        for k in kwargs:
-            if k not in sig.parameters:
-                raise ModelError(
-                    f"model {name!r} has no argument {k!r}",
-                    hint=("its arguments are: " + ", ".join(allowed)) if allowed else "it takes no extra arguments",
-                )
+    check_model_args(name, kwargs)
     try:
         model = entry.fn(num_classes=num_classes, in_chans=c, input_size=(h, w), **kwargs)
     except (TypeError, ValueError) as e:
@@ -163,6 +155,75 @@ def create_model(
     info.name, info.num_classes, info.kwargs = name, num_classes, dict(kwargs)
     info.input_size = (c, h, w)
     return model
+
+
+_BUILDER_ARGS = ("num_classes", "in_chans", "input_size")
+# Ranges of model arguments whose absurd values would build a broken or gigantic network instead of
+# failing: (low, high, high is exclusive). Probabilities stay below 1; widths and counts stay sane.
+_ARG_RANGES: dict[str, tuple[float, float, bool]] = {
+    "dropout": (0.0, 1.0, True), "dropout_aux": (0.0, 1.0, True), "drop_rate": (0.0, 1.0, True),
+    "width_mult": (1e-3, 4.0, False), "kernel_5x5": (1, 7, False), "reduction": (1, 1024, False),
+    "hidden": (1, 65536, False),
+}  # fmt: skip
+
+
+def _expected_type(p: inspect.Parameter) -> type | None:
+    """The plain type a builder argument takes (from its default, else its annotation), or None if unknown."""
+    if p.default is not inspect.Parameter.empty and p.default is not None:
+        if isinstance(p.default, (tuple, list)):
+            return list
+        return type(p.default) if isinstance(p.default, (bool, int, float, str)) else None
+    names = {t.strip() for t in str(p.annotation).split("|")} - {"None"}
+    known = {"bool": bool, "int": int, "float": float, "str": str}
+    return known.get(next(iter(names))) if len(names) == 1 else None
+
+
+def _type_ok(value: Any, want: type) -> bool:
+    if want is bool:
+        return isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if want is list:
+        return isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return isinstance(value, want)
+
+
+def check_model_args(name: str, kwargs: dict[str, Any]) -> None:
+    """Check extra builder arguments by name, type and range before anything is built.
+
+    A YAML ``--model-args '{classic: [1]}'`` would otherwise be truthy and silently change the network;
+    ``{dropout: 5}`` or ``{hidden: [1000000000]}`` would fail (or allocate gigabytes) deep inside PyTorch.
+    """
+    entry = model_entry(name)
+    sig = inspect.signature(entry.fn)
+    accepts_var = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    allowed = [p for p in sig.parameters if p not in _BUILDER_ARGS]
+    for k, v in kwargs.items():
+        if k in _BUILDER_ARGS:
+            raise ModelError(f"model argument {k!r} is set by cnnkit, not by the model arguments",
+                             hint="the data decides the classes and channels; pass the input size on its own")  # fmt: skip
+        if k not in sig.parameters:
+            if accepts_var:
+                continue
+            raise ModelError(
+                f"model {name!r} has no argument {k!r}",
+                hint=(suggest(k, allowed) + "; its arguments are: " + ", ".join(allowed)) if allowed
+                else "it takes no extra arguments",
+            )  # fmt: skip
+        want = _expected_type(sig.parameters[k])
+        if want is not None and not _type_ok(v, want):
+            kind = {list: "a list of whole numbers", bool: "true or false", int: "a whole number",
+                    float: "a finite number", str: "text"}[want]  # fmt: skip
+            raise ModelError(f"model argument {k}={v!r} of {name!r} must be {kind}"[:300])
+        if k in _ARG_RANGES:
+            lo, hi, open_hi = _ARG_RANGES[k]
+            values = list(v) if isinstance(v, (list, tuple)) else [v]
+            for x in values:
+                if isinstance(x, (int, float)) and not (lo <= x and (x < hi if open_hi else x <= hi)):
+                    raise ModelError(f"model argument {k}={v!r} of {name!r} is out of range",
+                                     hint=f"use {lo:g} <= {k} {'<' if open_hi else '<='} {hi:g}")  # fmt: skip
 
 
 def model_info(model: nn.Module) -> ModelInfo:

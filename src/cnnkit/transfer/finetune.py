@@ -25,7 +25,6 @@ gives exactly the RGB network's response to a grey image R = G = B, instead of t
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,10 +71,47 @@ class FinetuneOptions:
         if not p.is_file():
             raise CheckpointError(f"{str(run_dir)!r} has no {FINETUNE_FILE}: it is not a fine-tune run",
                                   hint="continue an ordinary run with `cnnkit train --resume`")  # fmt: skip
-        d = json.loads(p.read_text())
-        if d.get("format") != FORMAT:
-            raise CheckpointError(f"{str(p)!r} is not a cnnkit fine-tune record (format {d.get('format')!r})")
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        from ..run import read_json
+
+        d = read_json(p, "fine-tune record")
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise CheckpointError(f"{str(p)!r} is not a cnnkit fine-tune record (format {got!r})",
+                                  hint="restore it from a copy; it records how the fine-tune run was set up")  # fmt: skip
+        try:
+            opts = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        except TypeError as e:  # required fields missing
+            raise CheckpointError(f"{str(p)!r} is damaged (incomplete fine-tune record: {e})",
+                                  hint="restore it from a copy; it records how the fine-tune run was set up") from None
+        problem = opts._problem()
+        if problem:
+            raise CheckpointError(f"{str(p)!r} is damaged ({problem})",
+                                  hint="restore it from a copy; it records how the fine-tune run was set up")  # fmt: skip
+        return opts
+
+    def _problem(self) -> str | None:
+        """What is wrong with a read record's values (hand-edited or damaged), or None."""
+        if self.source_kind not in ("run", "weights", "pretrained"):
+            return f"source_kind {self.source_kind!r} is not run, weights or pretrained"
+        for key in ("source", "description", "freeze"):
+            if not isinstance(getattr(self, key), str):
+                return f"{key} must be text"
+        u = self.unfreeze_after
+        if u is not None and (not isinstance(u, int) or isinstance(u, bool) or u < 0):
+            return f"unfreeze_after must be a number of epochs >= 0 or null, got {u!r}"
+        m = self.backbone_lr_mult
+        if not isinstance(m, (int, float)) or isinstance(m, bool) or not 0 < m <= 10:
+            return f"backbone_lr_mult must be a number in (0, 10], got {m!r}"
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if v is not None and not (isinstance(v, list) and v and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):  # fmt: skip
+                return f"{key} must be a list of numbers"
+        try:
+            FreezePolicy.parse(self.freeze)
+        except ConfigError as e:
+            return f"freeze: {e.message}"
+        return None
 
     def write(self, run_dir: str | Path) -> None:
         atomic_write_json(Path(run_dir) / FINETUNE_FILE, asdict(self))
@@ -150,7 +186,9 @@ def build_finetune_model(
         model = probe if n_src == k else create_model(cfg.model, num_classes=n_src, in_chans=c, input_size=(h, w),
                                                       **cfg.model_args)  # fmt: skip
         opts.input_conv = _adapt_first_conv(model, state)
-        load_state_dict_checked(model, state, strict=True, source=opts.description)
+        where = {"run": f"run {opts.source!r}", "weights": repr(opts.source)}.get(
+            opts.source_kind, f"torchvision's {opts.source} ImageNet weights")  # named as the user gave them
+        load_state_dict_checked(model, state, strict=True, source=where)
         reset_classifier(model, k)  # fresh, seeded (cnnkit.train seeds before calling model_fn)
     else:
         model = create_model(cfg.model, num_classes=k, in_chans=c, input_size=(h, w), **cfg.model_args)
@@ -329,8 +367,9 @@ def finetune(
     description, src_classes, digest, (mean, std) = _describe(kind, source, cfg.model)
     unfreeze_after = _unfreeze_epoch(unfreeze_after, cfg.epochs)
     policy = FreezePolicy.parse(freeze)
-    if backbone_lr_mult <= 0:
-        raise ConfigError(f"--backbone-lr-mult must be > 0, got {backbone_lr_mult:g}")
+    if not 0 < backbone_lr_mult <= 10:  # also refuses NaN; above 10x the backbone would diverge, not fine-tune
+        raise ConfigError(f"--backbone-lr-mult must be > 0 and <= 10, got {backbone_lr_mult:g}",
+                          hint="a multiplier of the learning rate for the unfrozen layers, e.g. 0.1")  # fmt: skip
     opts = FinetuneOptions(kind, source, description, str(policy), unfreeze_after, float(backbone_lr_mult),
                            src_classes, digest, mean=mean, std=std)  # fmt: skip
     lr_mults: dict[str, float] = {}  # filled by the model builder, read by the trainer it is handed to

@@ -55,7 +55,10 @@ def _resolve_classes(classes: Sequence[str | int], names: list[str]) -> list[int
             raise DataError(f"class {key!r} is listed twice")
         out.append(idx)
     if not out:
-        raise DataError("no classes selected", hint="pass at least one class, e.g. --classes 5,6,7,8,9")
+        raise DataError("no classes selected", hint="pass at least two classes, e.g. --classes 5,6,7,8,9")
+    if len(out) < 2:  # a one-class classifier is 100% accurate and has learnt nothing
+        raise DataError(f"only one class selected ({names[out[0]]!r}): nothing to classify",
+                        hint="pass at least two classes, e.g. --classes 5,6,7,8,9")  # fmt: skip
     return out
 
 
@@ -68,8 +71,9 @@ def _filter(split: ImageData, keep: list[int], names: list[str], per_class: int 
         idx = (split.labels == old).nonzero().flatten()
         if per_class is not None:
             if len(idx) < per_class:
+                option = "val_per_class (--val-per-class)" if what == "validation" else "per_class (--per-class)"
                 raise DataError(
-                    f"class {names[old]!r} has only {len(idx)} {what} images, {per_class} were asked for",
+                    f"{option} {per_class} is more than the {len(idx)} {what} images of class {names[old]!r}",
                     hint="lower the number per class, or give the base dataset a larger split",
                 )
             # A seeded draw (not the first N) so the few-shot set is not biased by file order.
@@ -108,9 +112,7 @@ def subset_dataset(
     strict budget of labelled images). The test split keeps every image of the chosen classes. The
     mean/std are recomputed on the new training split, as :func:`~cnnkit.data.load_dataset` would.
     """
-    for k, v in (("per_class", per_class), ("val_per_class", val_per_class)):
-        if v is not None and v < 0:
-            raise DataError(f"{k} must be >= 0, got {v}")
+    _check_counts(per_class, val_per_class)
     keep = list(range(data.num_classes)) if classes is None else _resolve_classes(classes, data.classes)
     # Different streams for train and val so the two draws are independent.
     n = data.classes
@@ -125,6 +127,16 @@ def subset_dataset(
     info = {**info, "subset": {"of": data.name, "classes": [data.classes[i] for i in keep],
                                     "per_class": per_class, "val_per_class": val_per_class, "seed": seed}}  # fmt: skip
     return DatasetSplits(data.name, [data.classes[i] for i in keep], train, val, test, mean, std, info)
+
+
+def _check_counts(per_class: int | None, val_per_class: int | None) -> None:
+    """Images per class: at least one to train on; validation may be emptied with 0."""
+    if per_class is not None and not 1 <= per_class <= 10**9:
+        raise DataError(f"per_class (--per-class) must be >= 1, got {per_class}",
+                        hint="the number of training images kept per class")  # fmt: skip
+    if val_per_class is not None and not 0 <= val_per_class <= 10**9:
+        raise DataError(f"val_per_class (--val-per-class) must be >= 0, got {val_per_class}",
+                        hint="the number of validation images kept per class (0: none)")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -165,7 +177,25 @@ class SubsetSpec:
                     kw[key] = value
             except ValueError:
                 raise DataError(f"subset option {key}={value!r} is not a number") from None
-        return cls(base, **kw)  # type: ignore[arg-type]
+        return cls(base, **kw).check()  # type: ignore[arg-type]
+
+    def check(self) -> SubsetSpec:
+        """Refuse values that would fail deep in the data layer (or pass silently); returns ``self``."""
+        if self.base.startswith(PREFIX + ":"):
+            raise DataError("a subset of a subset is not supported", hint="select the classes in one spec")
+        _check_counts(self.per_class, self.val_per_class)
+        for key in ("val_split", "test_split"):
+            v = getattr(self, key)
+            if not 0.0 <= v <= 0.9:  # also false for NaN
+                raise DataError(f"subset option {key}={v:g} must be between 0 and 0.9")
+        if self.val_split + self.test_split >= 1.0:
+            raise DataError(f"subset options val_split + test_split = {self.val_split + self.test_split:g} leave "
+                            "no training data", hint="use fractions that sum to less than 1")  # fmt: skip
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise DataError(f"subset option seed={self.seed} must be between 0 and 2**32 - 1")
+        if self.classes is not None and not self.classes:
+            raise DataError("subset option classes= lists no class", hint="e.g. classes=5,6,7,8,9")
+        return self
 
     def to_name(self) -> str:
         """The dataset name that :func:`~cnnkit.data.load_dataset` (and ``--data``) accepts."""
@@ -205,11 +235,9 @@ def subset_spec(
     root: str | None = None,
 ) -> str:
     """A ``subset:`` dataset name for :func:`cnnkit.train` / ``--data`` (see the module docstring)."""
-    if base.startswith(PREFIX + ":"):
-        raise DataError("a subset of a subset is not supported", hint="select the classes in one spec")
     spec = SubsetSpec(base, tuple(str(c) for c in classes) if classes is not None else None, per_class,
                       val_per_class, val_split, test_split, seed, root)  # fmt: skip
-    return spec.to_name()
+    return spec.check().to_name()
 
 
 @register_prefix(PREFIX)
