@@ -3,20 +3,19 @@
 The public Python API; the ``cnnkit`` command line calls exactly these functions.
 """
 
-__version__ = "0.1.0"
+import os
 
-from .analyze import summary  # noqa: E402
-from .config import TrainConfig  # noqa: E402
-from .data import list_datasets, load_dataset  # noqa: E402
-from .engine import TrainResult, train  # noqa: E402
-from .errors import CnnkitError  # noqa: E402
-from .evaluate import evaluate_run as evaluate  # noqa: E402
-from .evaluate import predict_files as _predict_files  # noqa: E402
-from .models import count_params, create_model, list_models  # noqa: E402
-from .run import LoadedRun, load_run  # noqa: E402
-from .transfer import extract_features, finetune  # noqa: E402
-
-import os  # noqa: E402
+from ._version import __version__  # noqa: F401
+from .analyze import summary
+from .config import TrainConfig
+from .data import list_datasets, load_dataset
+from .engine import TrainResult, train
+from .errors import CnnkitError
+from .evaluate import evaluate_run as evaluate
+from .evaluate import predict_files as _predict_files
+from .models import count_params, create_model, list_models
+from .run import LoadedRun, load_run
+from .transfer import extract_features, finetune
 
 
 def predict(run_dir, paths, topk: int = 5):

@@ -128,7 +128,7 @@ def test_count_macs_on_a_hand_counted_model():
     from torch import nn
 
     from cnnkit.evaluate import count_macs
-    from cnnkit.evaluate.complexity import hook_layer_table
+    from cnnkit.evaluate.complexity import layer_table as hook_layer_table
 
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 3 * 3, 4))
     # conv: 3x3 outputs x 2 channels x (1 input channel x 3x3 kernel) = 162; linear: 18 x 4 = 72

@@ -18,6 +18,7 @@ import builtins
 import contextlib
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,13 +108,11 @@ def test_load_weights_never_runs_a_payload(tmp_path, marker, suffix, raw_pickle)
 def test_train_weights_refuses_a_payload(tmp_path, marker, capsys):
     path = _poison(tmp_path / "evil.pth", dict(_lenet5_state()), marker)
     argv = ["train", "--weights", str(path), "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--name", "w"]
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse: the option does not exist
-        assert not marker.exists()
-        err = capsys.readouterr().err
-        assert e.code == 2 and "unrecognized arguments: --weights" in err, err
+    rc = main(argv)
+    if rc == 2 and "unrecognized arguments: --weights" in (err := capsys.readouterr().err):
+        assert not marker.exists()  # argparse refused the option before anything was loaded
         pytest.xfail("`cnnkit train` has no --weights option (only finetune, features and style-transfer do)")
+    print(err, file=sys.stderr)  # give _assert_refused the stderr it reads back
     _assert_refused(capsys, rc, marker)
     assert not (tmp_path / "runs" / "w").exists()
 

@@ -12,7 +12,8 @@ from typing import Any
 from torch import nn
 
 from .fmt import commas, human, human_bytes, to_csv, to_markdown
-from .table import ModelSummary, summary
+from .result import ModelSummary
+from .table import summary
 
 # (label, function of a summary -> display text, function -> machine value)
 _METRICS: list[tuple[str, Any, Any]] = [

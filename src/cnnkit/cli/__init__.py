@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # a usage error (2) or --help (0): return the code like any other outcome
         return e.code if isinstance(e.code, int) else 0
     if args.version:
-        from .. import __version__
+        from .._version import __version__
 
         print(__version__)
         return 0

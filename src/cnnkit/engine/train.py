@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..config import TrainConfig, as_flags, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
@@ -334,7 +334,7 @@ def _check_split(run: RunDir, data: DatasetSplits) -> None:
 
 
 def _plot_curves(run: RunDir, history: list[dict[str, Any]]) -> None:
-    from ..evaluate.plots import plot_curves
+    from .curves import plot_curves
 
     if history:
         plot_curves(history, run.curves, title=run.path.name)

@@ -99,7 +99,7 @@ def _model_section(run: LoadedRun, runs: list[LoadedRun]) -> str:
 
 def write_report(out: Path, run: LoadedRun, runs: list[LoadedRun], m: dict[str, Any]) -> Path:
     """Write ``out/report.html`` from the metrics and the figures already in ``out``."""
-    from .. import __version__
+    from .._version import __version__
 
     rd = RunDir(run.path)
     summary = rd.read_summary()

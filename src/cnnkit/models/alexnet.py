@@ -19,13 +19,18 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier
-from .layers import default_norm, is_small, lrn
+from .layers import default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
 # No batch norm and PyTorch's default init: activations halve at every layer, and SGD at 0.05 leaves
 # AlexNet at 31% on digits after 10 epochs and ZFNet at chance after 3. Adam at 1e-3: AlexNet 88% after
 # 10 epochs, ZFNet 58% after 6 with its loss still falling.
 RECIPE = {"optimizer": "adam", "lr": 1e-3}
+
+
+def lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
+    """Local response normalisation across channels with AlexNet's constants (n=5, alpha=1e-4, beta=0.75, k=2)."""
+    return nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)
 
 
 class AlexNet(Classifier):

@@ -18,8 +18,57 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier
-from .layers import DenseBlock, Transition, default_norm, is_small
+from .layers import default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+
+
+class DenseLayer(nn.Module):
+    """DenseNet-BC layer: BN-ReLU-1x1 conv (``bn_size * growth`` channels) then BN-ReLU-3x3 conv
+    (``growth`` channels). Its input is the concatenation of every earlier feature map in the block."""
+
+    def __init__(self, in_ch: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_ch)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_ch, bn_size * growth_rate, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
+        self.drop_rate = float(drop_rate)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        out = self.conv1(self.relu1(self.norm1(torch.cat(features, 1))))
+        out = self.conv2(self.relu2(self.norm2(out)))
+        if self.drop_rate > 0:
+            out = F.dropout(out, p=self.drop_rate, training=self.training)
+        return out
+
+
+class DenseBlock(nn.ModuleDict):
+    """``num_layers`` dense layers; each adds ``growth_rate`` channels to the running concatenation."""
+
+    def __init__(self, num_layers: int, in_ch: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0):
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f"denselayer{i + 1}", DenseLayer(in_ch + i * growth_rate, growth_rate, bn_size, drop_rate))
+        self.out_channels = in_ch + num_layers * growth_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    """Between dense blocks: BN-ReLU-1x1 conv (compresses channels) then 2x2 average pooling."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(in_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(in_ch, out_ch, 1, bias=False)
+        self.pool = nn.AvgPool2d(2, 2)
 
 
 class DenseNet(Classifier):

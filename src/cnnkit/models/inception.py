@@ -26,8 +26,59 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier, reset_classifier
-from .layers import BasicConv2d, InceptionAux, InceptionModule, default_norm, is_small
+from .layers import default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+
+
+class BasicConv2d(nn.Module):
+    """Conv (no bias) -> BN (eps 1e-3) -> ReLU with torchvision's GoogLeNet names ``conv`` and ``bn``."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 1, stride: int = 1, padding: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class InceptionModule(nn.Module):
+    """The Inception (v1) module: 1x1, 1x1->3x3, 1x1->"5x5" and pool->1x1 branches, concatenated.
+
+    The 1x1 convolutions before the larger ones reduce the channels (the lectures' "1x1 conv as
+    bottleneck"). ``kernel_5x5=3`` reproduces torchvision (and the weights it ships), whose "5x5"
+    branch is a 3x3 conv (pytorch/vision#906); pass 5 for the paper's architecture.
+    """
+
+    def __init__(self, in_ch: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
+                 pool_proj: int, kernel_5x5: int = 3) -> None:
+        super().__init__()
+        self.branch1 = BasicConv2d(in_ch, ch1x1, 1)
+        self.branch2 = nn.Sequential(BasicConv2d(in_ch, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1))
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_ch, ch5x5red, 1), BasicConv2d(ch5x5red, ch5x5, kernel_5x5, padding=kernel_5x5 // 2)
+        )
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
+                                     BasicConv2d(in_ch, pool_proj, 1))
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    """GoogLeNet's auxiliary classifier: avg-pool to 4x4, 1x1 conv 128, FC 1024, dropout 0.7, FC classes."""
+
+    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.7) -> None:
+        super().__init__()
+        self.conv = BasicConv2d(in_ch, 128, 1)
+        self.fc1 = nn.Linear(2048, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.dropout = nn.Dropout(p=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.conv(F.adaptive_avg_pool2d(x, (4, 4))), 1)
+        return self.fc2(self.dropout(F.relu(self.fc1(x), inplace=True)))
 
 
 class InceptionOutputs(NamedTuple):

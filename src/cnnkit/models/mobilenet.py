@@ -15,12 +15,58 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier
-from .layers import ConvBnAct, DepthwiseSeparable, default_norm, is_small
+from .layers import default_norm, is_small, make_activation
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
 # (output channels, stride) of the 13 depthwise separable layers (the paper's Table 1).
 _CFG = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
         (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))  # fmt: skip
+
+
+class ConvBnAct(nn.Sequential):
+    """conv -> batch-norm -> activation, the unit most modern CNNs are made of.
+
+    ``dilation > 1`` gives a dilated (atrous) convolution: a wider receptive field at the same
+    resolution and parameter count; the default padding keeps the spatial size at stride 1.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        bn: bool = True,
+        act: str = "relu",
+    ) -> None:
+        if padding is None:
+            padding = dilation * (kernel_size - 1) // 2  # "same" size for odd kernels at stride 1
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=not bn)
+        ]
+        if bn:
+            layers.append(nn.BatchNorm2d(out_ch))
+        layers.append(make_activation(act))
+        super().__init__(*layers)
+
+
+class DepthwiseSeparable(nn.Module):
+    """MobileNet's factorised convolution: a depthwise k x k conv (one filter per channel) then a
+    pointwise 1x1 conv mixing channels, each followed by BN and ReLU.
+
+    Costs ``k*k*M + M*N`` weights instead of ``k*k*M*N`` for M inputs and N outputs.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, kernel_size: int = 3, dilation: int = 1) -> None:
+        super().__init__()
+        self.dw = ConvBnAct(in_ch, in_ch, kernel_size, stride, dilation=dilation, groups=in_ch)
+        self.pw = ConvBnAct(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(x))
 
 
 class MobileNetV1(Classifier):

@@ -23,21 +23,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier
-from .layers import (
-    BasicBlock,
-    Bottleneck,
-    PreActBasicBlock,
-    PreActBottleneck,
-    ShortcutA,
-    conv1x1,
-    default_norm,
-    is_small,
-    projection,
-)
+from .layers import default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -46,25 +37,175 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 # 4.9, 78% after 3 epochs); one warmup epoch gives 97%. Goyal et al. 2017 warm up for the same reason.
 IMAGENET_RECIPE = {"warmup_epochs": 1.0}
 
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2017): global average pool ("squeeze"), a two-layer
+    bottleneck with ratio ``reduction`` and a sigmoid gate ("excitation") that rescales each channel."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)  # 1x1 convs act as FC layers on the pooled vector
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s), inplace=True)))
+
+
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    """3x3 convolution without bias (a BN follows), padded to keep the size at stride 1."""
+    return nn.Conv2d(in_ch, out_ch, 3, stride, padding=dilation, dilation=dilation, bias=False)
+
+
+def conv1x1(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1, stride, bias=False)
+
+
+class ShortcutA(nn.Module):
+    """He et al.'s option A shortcut: subsample by ``stride`` and zero-pad the new channels (no parameters)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.stride, self.pad = stride, out_ch - in_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.pad)) if self.pad else x
+
+
+def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
+    """Option B shortcut (torchvision's ``downsample``): 1x1 conv with stride, then BN."""
+    return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv-BN with ReLU, plus the shortcut, then ReLU (torchvision names).
+
+    ``se`` adds a squeeze-and-excitation gate on the residual branch before the addition.
+    """
+
+    expansion = 1
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dilation: int = 1, se_reduction: int | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, planes, stride, dilation)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes, 1, dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if se_reduction:
+            self.se = SEBlock(planes, se_reduction)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if hasattr(self, "se"):
+            out = self.se(out)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block: 1x1 reduce, 3x3 (carries the stride, as torchvision's "v1.5"), 1x1 expand x4."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dilation: int = 1, se_reduction: int | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv1x1(in_ch, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride, dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        if se_reduction:
+            self.se = SEBlock(planes * 4, se_reduction)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if hasattr(self, "se"):
+            out = self.se(out)
+        return self.relu(out + identity)
+
+
+class PreActBasicBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016, "Identity mappings"): BN -> ReLU -> conv, twice.
+
+    Nothing follows the addition, so the shortcut path is a pure identity from block to block.
+    """
+
+    expansion = 1
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dilation: int = 1, se_reduction: int | None = None) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.conv1 = conv3x3(in_ch, planes, stride, dilation)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, 1, dilation)
+        self.relu = nn.ReLU(inplace=True)
+        if se_reduction:
+            self.se = SEBlock(planes, se_reduction)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        # The projection shortcut sees the normalised input, as in the paper's full pre-activation unit.
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
+        if hasattr(self, "se"):
+            out = self.se(out)
+        return out + identity
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck: (BN -> ReLU -> conv) with 1x1, 3x3, 1x1 x4."""
+
+    expansion = 4
+
+    def __init__(self, in_ch: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 dilation: int = 1, se_reduction: int | None = None) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_ch)
+        self.conv1 = conv1x1(in_ch, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride, dilation)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        if se_reduction:
+            self.se = SEBlock(planes * 4, se_reduction)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(pre)
+        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
+        out = self.conv3(self.relu(self.bn3(out)))
+        if hasattr(self, "se"):
+            out = self.se(out)
+        return out + identity
+
+
 Block = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
 
 
 class ResNet(Classifier):
     """Stem, stages ``layer1..layerN`` of residual blocks, global average pool, ``fc``."""
 
-    def __init__(
-        self,
-        block: Block,
-        layers: Sequence[int],
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        widths: Sequence[int] = (64, 128, 256, 512),
-        stem: str = "imagenet",
-        shortcut: str = "B",
-        se_reduction: int | None = None,
-        dilation: Sequence[bool] = (),
-        zero_init_residual: bool = False,
-    ) -> None:
+    def __init__(self, block: Block, layers: Sequence[int], num_classes: int = 1000, in_chans: int = 3,
+                 widths: Sequence[int] = (64, 128, 256, 512), stem: str = "imagenet", shortcut: str = "B",
+                 se_reduction: int | None = None, dilation: Sequence[bool] = (),
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
         if shortcut not in ("A", "B"):
             raise ModelError(f"shortcut must be 'A' (zero-padding identity) or 'B' (projection), got {shortcut!r}")

@@ -14,12 +14,30 @@ import torch
 from torch import nn
 
 from .base import Classifier
-from .layers import Fire, default_norm, is_small
+from .layers import default_norm, is_small
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
 # No batch norm, and the classifier ends in ReLU + average pooling: SGD at 0.05 (with or without
 # warmup) and Adam at 1e-3 stay at chance on digits for 3 epochs; Adam at 3e-4 reaches 86% after 10 epochs.
 RECIPE = {"optimizer": "adam", "lr": 3e-4}
+
+
+class Fire(nn.Module):
+    """SqueezeNet's fire module: a 1x1 "squeeze" conv, then 1x1 and 3x3 "expand" convs concatenated."""
+
+    def __init__(self, in_ch: int, squeeze: int, expand1x1: int, expand3x3: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(in_ch, squeeze, 1)
+        self.squeeze_activation = nn.ReLU(inplace=True)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, 1)
+        self.expand1x1_activation = nn.ReLU(inplace=True)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, 3, padding=1)
+        self.expand3x3_activation = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.squeeze_activation(self.squeeze(x))
+        return torch.cat([self.expand1x1_activation(self.expand1x1(x)),
+                          self.expand3x3_activation(self.expand3x3(x))], 1)
 
 
 class SqueezeNet(Classifier):
