@@ -8,26 +8,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
 
+from . import registries
 from .errors import ConfigError, suggest
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-# The learning rate each optimiser gets when neither the user nor the model's recipe sets one: Adam's
-# step is normalised per parameter, so SGD's 0.05 would be ~50x too large for it.
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
-SCHEDULERS = ("constant", "step", "plateau", "cosine", "onecycle")
-LOSSES = ("cross_entropy", "hinge", "squared_error")
+# Optimisers, schedules and losses are registries (cnnkit.registries), filled by cnnkit.engine and by
+# anyone who registers more: the choices below are live views, so a new entry is accepted at once.
+OPTIMIZERS = registries.OPTIMIZERS
+# The learning rate each optimiser gets when neither the user nor the model's recipe sets one (each
+# optimiser declares it: sgd 0.05, adam/adamw 1e-3, ...); a live name -> lr mapping.
+DEFAULT_LR = registries.OPTIMIZERS.view("default_lr")
+SCHEDULERS = registries.SCHEDULES
+LOSSES = registries.LOSSES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TRISTATE = ("auto", "on", "off")
 MONITOR = ("val_loss", "val_acc")
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+def _f(default: Any, help: str, choices: Collection[str] | None = None, **kw: Any) -> Any:
     meta = {"help": help, "choices": choices, **kw}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
@@ -56,8 +60,8 @@ class TrainConfig:
     batch_size: int = _f(64, "mini-batch size", lo=1, hi=65536)
     # optimiser
     optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
-    lr: float | None = _f(None, "learning rate (default: the model's recipe, else 0.05 for sgd and 0.001 for "
-                          "adam/adamw)", lo_open=0.0, hi=10.0, auto=True)
+    lr: float | None = _f(None, "learning rate (default: the model's recipe, else the optimiser's own, e.g. 0.05 "
+                          "for sgd and 0.001 for adam)", lo_open=0.0, hi=10.0, auto=True)
     momentum: float = _f(0.9, "SGD momentum", lo=0.0, hi_open=1.0)
     nesterov: bool = _f(True, "Nesterov momentum (SGD)")
     weight_decay: float = _f(5e-4, "L2 weight decay", lo=0.0)
@@ -87,6 +91,8 @@ class TrainConfig:
     # run folder
     name: str | None = _f(None, "run name (default: a timestamp)")
     runs_dir: str = _f("runs", "folder holding the runs")
+    logger: str = _f("none", "extra training log besides metrics.csv: tensorboard writes RUN/tensorboard/ (needs "
+                     'pip install "cnnkit[tensorboard]")', ("none", "tensorboard"))
 
     # ---------------------------------------------------------------- helpers
     def to_dict(self) -> dict[str, Any]:

@@ -90,9 +90,9 @@ def test_config_file_unknown_key_and_bad_value(capsys, tmp_path):
     cfg.write_text("epochz: 3\n")
     code, _, err = run_cli(capsys, "train", "--config", str(cfg))
     assert code == 2 and "unknown key 'epochz'" in err and "did you mean 'epochs'" in err
-    cfg.write_text("optimizer: adagrad\n")
+    cfg.write_text("optimizer: adagrid\n")
     code, _, err = run_cli(capsys, "train", "--config", str(cfg))
-    assert code == 2 and "--optimizer 'adagrad' is not allowed" in err and "sgd, adam, adamw" in err
+    assert code == 2 and "--optimizer 'adagrid' is not allowed" in err and "sgd, adam, adamw" in err
     cfg.write_text("epochs: many\n")
     code, _, err = run_cli(capsys, "train", "--config", str(cfg))
     assert code == 2 and "epochs must be int" in err

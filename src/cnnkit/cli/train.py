@@ -20,7 +20,9 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
         t = field_type(f)
         default = f.default if f.default is not MISSING else f.default_factory()
         # A None default is explained by the help text itself ("default: the model's ...").
-        help_ = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        choices = f.metadata.get("choices")
+        help_ = (f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+                 + (f"; choices: {', '.join(choices)}" if choices else ""))  # fmt: skip
         if t is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif t is dict:
@@ -47,6 +49,25 @@ def _bounded_type(f: Field, t: type) -> Callable[[str], Any]:
     return str
 
 
+def registry_help(width: int = 79) -> str:
+    """The optimisers, schedules and losses ``--optimizer``/``--scheduler``/``--loss`` accept, one line each."""
+    import textwrap
+
+    from ..registries import LOSSES, OPTIMIZERS, SCHEDULES  # filled by cnnkit.engine (and by users)
+
+    sections = (("optimisers (--optimizer)", OPTIMIZERS),
+                ("learning-rate schedules (--scheduler), after the --warmup-epochs ramp", SCHEDULES),
+                ("losses (--loss)", LOSSES))  # fmt: skip
+    col = max([len(e.name) for _, reg in sections for e in reg.entries()] + [12]) + 4
+    out = []
+    for title, reg in sections:
+        out += ["", title + ":"] if out else [title + ":"]
+        for e in reg.entries():
+            text = e.help + (f"; default lr {e.meta['default_lr']:g}" if "default_lr" in e.meta else "")
+            out += textwrap.wrap(text or "-", width, initial_indent=f"  {e.name:<{col - 2}}", subsequent_indent=" " * col)
+    return "\n".join(out)
+
+
 def given_overrides(args: argparse.Namespace) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
 
@@ -55,7 +76,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model and record the run (default: LeNet-5 on scikit-learn's digits)",
-        description="Train a model. Every option can also be set in --config FILE.yaml; flags override the file.",
+        description="Train a model. Every option can also be set in --config FILE.yaml;\n"
+        "flags override the file.",
+        epilog=registry_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's table as written
     )
     p.add_argument("--config", metavar="FILE", help="YAML file of options (keys as the flags, with _)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")

@@ -1,15 +1,18 @@
-"""The training loop: epochs of mini-batch updates, validation, checkpoints, early stopping.
+"""The training loop: epochs of mini-batch updates, validation, and the record of the best epoch.
 
 One :class:`Trainer` owns a model, its optimiser and schedule. The loop is deliberately plain
-(nanoGPT-style): every step is visible here, and the few extension points (``callbacks`` and
-``train_mode``) are what fine-tuning needs without subclassing.
+(nanoGPT-style): every step is visible here. Everything optional (checkpoints, early stopping, the
+progress table, loggers, fine-tuning's freezing phases) is a callback
+(:mod:`cnnkit.engine.callbacks`) fired by event; that is the one extension point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,16 +20,12 @@ from torch import nn
 from ..config import TrainConfig
 from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader, make_loader
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
-from ..run import RunDir, WeightsMeta, save_weights
+from ..run import RunDir, WeightsMeta
+from .callbacks import Callback, default_callbacks, sort_callbacks
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
 from .losses import build_loss
 from .optim import LRSchedule, build_optimizer, l1_penalty
 from .progress import Reporter
-
-
-class Callback(Protocol):
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None: ...
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -74,7 +73,8 @@ class TrainState:
     best_epoch: int = 0
     best_metric: float | None = None
     bad_epochs: int = 0
-    stopped_early: bool = False
+    stopped_early: bool = False  # a callback stopped training (early stopping, or any other)
+    stop_reason: str = ""
 
 
 # What :meth:`Trainer.checkpoint_state` writes and :meth:`Trainer.load_checkpoint_state` needs.
@@ -83,7 +83,12 @@ _CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "epoch", "histor
 
 
 class Trainer:
-    """Fit ``model`` on ``data`` as ``cfg`` says, writing checkpoints into ``run`` (if given)."""
+    """Fit ``model`` on ``data`` as ``cfg`` says, writing checkpoints into ``run`` (if given).
+
+    ``callbacks`` join the standard ones (:func:`~cnnkit.engine.callbacks.default_callbacks`: the
+    progress table, ``--early-stopping``, checkpoints and metrics when there is a ``run``, loggers);
+    all fire sorted by their ``order``.
+    """
 
     def __init__(
         self,
@@ -96,12 +101,11 @@ class Trainer:
         reporter: Reporter | None = None,
         lr_mults: dict[str, float] | None = None,
         callbacks: Sequence[Callback] = (),
-        train_mode: Callable[[nn.Module], None] | None = None,
     ) -> None:
         self.cfg, self.data, self.meta, self.run, self.device = cfg, data, meta, run, device
         self.reporter = reporter or Reporter(enabled=False)
-        self.callbacks = list(callbacks)
-        self.train_mode = train_mode or (lambda m: m.train())
+        standard = default_callbacks(cfg, run if is_main_process() else None, self.reporter)
+        self.callbacks = sort_callbacks([*standard, *callbacks])
         self.amp = amp_dtype(device, cfg.amp)
         self.channels_last = use_channels_last(device, cfg.channels_last, model)
         self.model = model.to(device)
@@ -123,6 +127,32 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
         self.state = TrainState()
         self.monitor_min = cfg.monitor.endswith("loss")
+        # What callbacks read: the batch being trained (index in the epoch, global step), this
+        # epoch's monitored value and whether it is the best so far, and the error that ended fit().
+        self.batch = self.step = 0
+        self.metric: float = float("nan")
+        self.improved = False
+        self.error: BaseException | None = None
+
+    # ------------------------------------------------------------------ callbacks
+    def fire(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every callback, in order."""
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
+
+    @property
+    def should_stop(self) -> bool:
+        """Set by a callback to end training after the current epoch (recorded as stopped early)."""
+        return self.state.stopped_early
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self.state.stopped_early = bool(value)
+
+    def stop(self, reason: str) -> None:
+        """End training after the current epoch; ``reason`` is printed and kept in ``summary.json``."""
+        self.state.stop_reason = reason
+        self.should_stop = True
 
     # ------------------------------------------------------------------ helpers
     def loader(self, split: ImageData, batch_size: int | None = None) -> TensorLoader:
@@ -143,8 +173,9 @@ class Trainer:
         return b is None or (value < b if self.monitor_min else value > b)
 
     def checkpoint_state(self) -> dict[str, Any]:
+        """Everything resuming needs; callbacks add their own keys (``on_checkpoint_save``)."""
         s = self.state
-        return {
+        state = {
             "format": "cnnkit-checkpoint/1",
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -157,8 +188,11 @@ class Trainer:
             "best_metric": s.best_metric,
             "bad_epochs": s.bad_epochs,
             "stopped_early": s.stopped_early,
+            "stop_reason": s.stop_reason,
             "torch_rng": torch.get_rng_state(),
         }
+        self.fire("on_checkpoint_save", state)
+        return state
 
     def load_checkpoint_state(self, ck: dict[str, Any]) -> None:
         """Restore model, optimiser, schedule and counters from :meth:`checkpoint_state` output.
@@ -175,7 +209,8 @@ class Trainer:
         try:
             state = TrainState(int(ck["epoch"]), list(ck["history"]), int(ck["best_epoch"]),
                                None if ck["best_metric"] is None else float(ck["best_metric"]),
-                               int(ck["bad_epochs"]), bool(ck.get("stopped_early", False)))  # fmt: skip
+                               int(ck["bad_epochs"]), bool(ck.get("stopped_early", False)),
+                               str(ck.get("stop_reason") or ""))  # fmt: skip
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {where!r} is damaged (its counters are not numbers: {e})",
                                   hint="restore it from a copy, or use the run's weights as they are") from None
@@ -183,9 +218,10 @@ class Trainer:
             raise CheckpointError(f"checkpoint {where!r} is damaged (epoch {state.epoch})",
                                   hint="restore it from a copy, or use the run's weights as they are")  # fmt: skip
         if state.stopped_early:
-            raise ConfigError(f"the run stopped early after epoch {state.epoch} (--early-stopping): there is "
-                              "nothing to continue", hint="train longer in a new run, e.g. with a larger "
-                              "--early-stopping")  # fmt: skip
+            why = state.stop_reason or "early stopping"
+            raise ConfigError(f"the run stopped early after epoch {state.epoch} ({why}): there is nothing to "
+                              "continue", hint="train longer in a new run (with --early-stopping: a larger "
+                              "one)")  # fmt: skip
         if state.epoch >= self.cfg.epochs:
             raise ConfigError(
                 f"the run has already trained {state.epoch} of its {self.cfg.epochs} epochs; --epochs "
@@ -217,25 +253,21 @@ class Trainer:
                                   hint="restore it from a copy, or use the run's weights as they are") from None  # fmt: skip
         self.state = state
         torch.set_rng_state(rng)
-
-    def _save_weights(self, which: str, epoch: int, metric: float) -> None:
-        m = self.meta
-        m.epoch, m.metric = epoch, {"name": self.cfg.monitor, "value": metric}
-        save_weights(self.model, self.run.weights(which), m)
+        self.fire("on_checkpoint_load", ck)
 
     # ------------------------------------------------------------------ the loop
     def train_one_epoch(self, epoch: int) -> dict[str, float]:
         cfg, model, opt = self.cfg, self.model, self.optimizer
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         self.train_loader.set_epoch(epoch)
-        self.train_mode(model)
         n_batches = len(self.train_loader)
-        self.reporter.start_epoch(epoch + 1, n_batches)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
         for b, (x, y) in enumerate(self.train_loader):
-            self.schedule.set_step(epoch * n_batches + b)
+            self.batch, self.step = b, epoch * n_batches + b
+            self.schedule.set_step(self.step)
+            self.fire("on_batch_start", x, y)
             with autocast(self.device, self.amp):
                 out, aux = _logits(model(x))
                 loss = self.loss_fn(out.float(), y)
@@ -252,6 +284,7 @@ class Trainer:
                 )
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            self.fire("on_after_backward")
             if cfg.grad_clip > 0:
                 self.scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -260,25 +293,33 @@ class Trainer:
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
-            self.reporter.advance()
+            self.fire("on_batch_end", loss.detach())
         return {"loss": float(loss_sum) / max(seen, 1), "acc": float(correct) / max(seen, 1)}
 
     def fit(self) -> TrainState:
-        """Train from ``self.state.epoch`` to ``cfg.epochs`` (or until early stopping)."""
+        """Train from ``self.state.epoch`` to ``cfg.epochs`` (or until a callback stops training)."""
+        self.error = None
+        try:
+            self.fire("on_fit_start")
+            self._fit()
+        except BaseException as e:
+            self.error = e
+            raise
+        finally:
+            self._fit_end()
+        return self.state
+
+    def _fit(self) -> None:
         cfg, s = self.cfg, self.state
-        main = is_main_process()
         val_loader = self.loader(self.data.val) if len(self.data.val) else None
-        self.reporter.header(cfg.epochs)
-        for row in s.history:
-            self.reporter.row(row, best=row["epoch"] == s.best_epoch)
-        while s.epoch < cfg.epochs and not s.stopped_early:
+        while s.epoch < cfg.epochs and not self.should_stop:
             epoch = s.epoch
-            for cb in self.callbacks:
-                cb.on_epoch_start(self, epoch)
+            self.model.train()
+            self.fire("on_epoch_start", epoch)
             lr = self.schedule.factor(epoch * len(self.train_loader)) * self.schedule.base[0]
+            t0 = time.perf_counter()
             tr = self.train_one_epoch(epoch)
             val = evaluate_loader(self.model, val_loader, self.eval_loss_fn, self.amp) if val_loader else None
-            seconds = self.reporter.end_epoch()
             row = {
                 "epoch": epoch + 1,
                 "train_loss": round(tr["loss"], 6),
@@ -286,34 +327,24 @@ class Trainer:
                 "val_loss": round(val["loss"], 6) if val else "",
                 "val_acc": round(val["acc"], 6) if val else "",
                 "lr": lr,
-                "time_s": round(seconds, 3),
+                "time_s": round(time.perf_counter() - t0, 3),
             }
             metric = val["loss" if self.monitor_min else "acc"] if val else tr["loss"]
             self.schedule.end_epoch(metric)
             s.epoch = epoch + 1
             s.history.append(row)
-            improved = self._improved(metric)
-            if improved:
+            self.metric, self.improved = metric, self._improved(metric)
+            if self.improved:
                 s.best_metric, s.best_epoch, s.bad_epochs = metric, epoch + 1, 0
             else:
                 s.bad_epochs += 1
-            if cfg.early_stopping and s.bad_epochs >= cfg.early_stopping:
-                s.stopped_early = True
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, epoch, row)
-            if main and self.run is not None:
-                # Order matters for resuming: weights first, then the checkpoint that points past
-                # them, then the metrics table (rebuilt from the checkpoint's history).
-                if improved:
-                    self._save_weights("best", epoch + 1, metric)
-                self._save_weights("last", epoch + 1, metric)
-                self.run.save_checkpoint(self.checkpoint_state())
-                self.run.write_metrics(s.history)
-            self.reporter.row(row, best=improved)
-            if s.stopped_early:
-                self.reporter.print(
-                    f"early stopping: {cfg.monitor} did not improve for {cfg.early_stopping} epochs "
-                    f"(best {s.best_metric:.4f} at epoch {s.best_epoch})"
-                )
-        return s
+            self.fire("on_epoch_end", epoch, row)
 
+    def _fit_end(self) -> None:
+        """``on_fit_end`` for every callback; after an error, theirs never hides the one that ended training."""
+        if self.error is None:
+            self.fire("on_fit_end")
+            return
+        for cb in self.callbacks:
+            with contextlib.suppress(Exception):  # the error in flight is the one to report
+                cb.on_fit_end(self)

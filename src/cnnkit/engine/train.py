@@ -19,10 +19,32 @@ from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from ..io import atomic_write_json, check_output_dir, remove_stale_temps
 from ..models import count_params, create_model, model_entry
-from ..run import RunDir, RunLock, WeightsMeta, read_weights
+from ..run import RunDir, RunLock, WeightsMeta, read_json, read_weights
+from .callbacks import Callback
 from .device import is_main_process, select_device, set_determinism
-from .loop import Callback, Trainer, evaluate_loader
+from .loop import Trainer, evaluate_loader
 from .progress import Reporter
+
+RESUME_FILE = "resume.json"  # in the run folder: which command continues the run
+RESUME_FORMAT = "cnnkit-resume/1"
+# Files that mark a run as another command's, for runs made before resume.json existed; filled by
+# the parts that write them (register_run_file), so the engine names no command but its own.
+_RUN_FILES: dict[str, str] = {}
+
+
+@dataclass
+class ModelSetup:
+    """What a ``model_fn`` may return instead of a bare model: the model plus how it wants to be trained.
+
+    ``lr_mults``: learning-rate multipliers by parameter-name prefix (e.g. a pretrained backbone at
+    0.1x); ``mean``/``std``: the input normalisation the weights expect, replacing the data's (the
+    loaders and the weights' sidecar use it).
+    """
+
+    model: nn.Module
+    lr_mults: dict[str, float] | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
 
 
 @dataclass
@@ -41,6 +63,31 @@ class TrainResult:
     @property
     def test_accuracy(self) -> float:
         return self.test["acc"]
+
+
+def register_run_file(name: str, command: str) -> None:
+    """Declare that a run folder holding file ``name`` is continued by ``cnnkit COMMAND --resume``.
+
+    For runs made before :func:`train` recorded its ``command`` in ``resume.json``; such a file,
+    when present, also wins over the record.
+    """
+    _RUN_FILES[name] = command
+
+
+def resume_command(run: RunDir) -> str:
+    """The command that continues ``run``: a registered run file's, else ``resume.json``'s, else ``train``."""
+    for name, command in _RUN_FILES.items():
+        if (run.path / name).is_file():
+            return command
+    p = run.path / RESUME_FILE
+    if not p.is_file():
+        return "train"
+    d = read_json(p, "resume record")
+    command = d.get("command") if isinstance(d, dict) else None
+    if not isinstance(command, str) or not command or not all(c.isalnum() or c in "-_" for c in command):
+        raise CheckpointError(f"resume record {str(p)!r} is damaged (no command name)",
+                              hint='restore it, or write {"command": "train"} into it')  # fmt: skip
+    return command
 
 
 def recipe_of(model: str) -> dict[str, Any]:
@@ -102,11 +149,11 @@ def train(
     resume: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = False,
-    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module] | None = None,
+    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module | ModelSetup] | None = None,
     callbacks: Sequence[Callback] = (),
     lr_mults: dict[str, float] | None = None,
-    train_mode: Callable[[nn.Module], None] | None = None,
     source: str = "trained from scratch",
+    command: str = "train",
     **overrides: Any,
 ) -> TrainResult:
     """Train a model and record the run; returns a :class:`TrainResult`.
@@ -115,28 +162,30 @@ def train(
     (``cnnkit.train(model="lenet5", epochs=5)``). ``resume=RUN_DIR`` continues an interrupted run from
     its last checkpoint with the run's own config (``epochs`` may be raised to train longer).
 
-    Extension points used by fine-tuning (:mod:`cnnkit.transfer`): ``model_fn(cfg, data)`` builds the
-    model instead of ``create_model`` (e.g. pretrained weights, new head, frozen layers);
-    ``callbacks``, ``lr_mults`` and ``train_mode`` go to :class:`~cnnkit.engine.loop.Trainer`;
-    ``source`` is recorded in the weights' sidecar.
+    ``callbacks``: :class:`~cnnkit.engine.callbacks.Callback` objects hooked into the loop (after the
+    standard ones of the same order). For commands built on ``train`` (fine-tuning): ``model_fn(cfg,
+    data)`` builds the model instead of ``create_model`` and may return a :class:`ModelSetup`;
+    ``lr_mults`` (parameter-name prefix -> learning-rate multiplier) goes to the optimiser;
+    ``source`` is recorded in the weights' sidecar; ``command`` is the ``cnnkit`` command that
+    continues the run (recorded in ``resume.json``; ``resume`` refuses a run another command made).
     """
     t_start = time.perf_counter()
     if resume is not None:
         run = RunDir(resume)
         if not run.config.is_file():
             raise CheckpointError(f"{str(run.path)!r} is not a run folder (no config.yaml)", hint="pass the folder of the run to continue")
-        if model_fn is None and (run.path / "finetune.json").is_file():
-            # Rebuilding a fine-tune run needs its source weights and freezing schedule.
+        made_by = resume_command(run)
+        if made_by != command:  # another command rebuilds its model and callbacks (e.g. source weights)
             raise ConfigError(
-                f"{str(run.path)!r} is a fine-tune run",
-                hint=f"continue it with: cnnkit finetune --resume {run.path}",
+                f"{str(run.path)!r} is a `cnnkit {made_by}` run, which `cnnkit {command} --resume` cannot continue",
+                hint=f"continue it with: cnnkit {made_by} --resume {run.path}",
             )
         base = run.read_config()
         # Every run file resume reads, read now: a damaged one must fail before an epoch is trained
         # and the checkpoint, weights and metrics are rewritten (summary.json is otherwise read last).
         run.read_summary()
         run.read_split()
-        allowed = {"epochs", "device", "amp", "workers", "data_root", "memory_budget_mb", "cache"}
+        allowed = {"epochs", "device", "amp", "workers", "data_root", "memory_budget_mb", "cache", "logger"}
         bad = set(overrides) - allowed
         if bad:
             raise ConfigError(
@@ -160,13 +209,17 @@ def train(
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
     select_device(cfg.device)  # an unavailable --device fails before anything is written
+    if cfg.logger == "tensorboard":
+        from .tensorboard import require_tensorboard
+
+        require_tensorboard()
     if resume is None:
         check_output_dir(cfg.runs_dir, "--runs-dir")  # before any work: a file or unwritable folder fails now
     # One writer per run: a second process on the same name (even with --overwrite) is refused.
     lock = RunLock(run.path).acquire() if main else None
     try:
-        return _train_locked(cfg, run, resume, overwrite, quiet, model_fn, callbacks, lr_mults, train_mode,
-                             source, recipe_used, t_start)  # fmt: skip
+        return _train_locked(cfg, run, resume, overwrite, quiet, model_fn, callbacks, lr_mults, source, command,
+                             recipe_used, t_start)  # fmt: skip
     except BaseException:
         if main and run.staged:  # a replacement that never reached its first checkpoint
             run.discard_staged()
@@ -178,9 +231,8 @@ def train(
 
 def _train_locked(
     cfg: TrainConfig, run: RunDir, resume: str | Path | None, overwrite: bool, quiet: bool,
-    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module] | None, callbacks: Sequence[Callback],
-    lr_mults: dict[str, float] | None, train_mode: Callable[[nn.Module], None] | None, source: str,
-    recipe_used: dict[str, Any], t_start: float,
+    model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module | ModelSetup] | None, callbacks: Sequence[Callback],
+    lr_mults: dict[str, float] | None, source: str, command: str, recipe_used: dict[str, Any], t_start: float,
 ) -> TrainResult:  # fmt: skip
     """The body of :func:`train`, run while this process holds the run's lock."""
     main = is_main_process()
@@ -194,13 +246,22 @@ def _train_locked(
     torch.manual_seed(cfg.seed)  # same seed, same initial weights
     c, h, w = data.image_shape
     if model_fn is not None:
-        model = model_fn(cfg, data)
+        built = model_fn(cfg, data)
+        setup = built if isinstance(built, ModelSetup) else ModelSetup(built)
     else:
-        model = create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w), **cfg.model_args)
+        setup = ModelSetup(create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w),
+                                        **cfg.model_args))  # fmt: skip
+    model = setup.model
+    if setup.lr_mults is not None:
+        lr_mults = {**(lr_mults or {}), **setup.lr_mults}
+    if setup.mean is not None and setup.std is not None:  # the weights' own input scale, for loaders and sidecar
+        data.mean, data.std = tuple(setup.mean), tuple(setup.std)
+    final_path = run.path  # where the run ends up (an --overwrite replacement is staged beside it)
     # The folder is made only once data and model are known to work: a rejected run leaves nothing.
     if resume is None and main:
         run.create(overwrite=overwrite)
         cfg.to_yaml(run.config)
+        atomic_write_json(run.path / RESUME_FILE, {"format": RESUME_FORMAT, "command": command})
         atomic_write_json(run.split, {"dataset": cfg.data, "classes": data.classes, **data.split_ids()})
         _write_skipped(run, data)
     elif resume is not None:
@@ -212,7 +273,7 @@ def _train_locked(
         input_size=[c, h, w], mean=list(data.mean), std=list(data.std), dataset=cfg.data, source=source,
     )  # fmt: skip
     trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter, lr_mults=lr_mults,
-                      callbacks=callbacks, train_mode=train_mode)  # fmt: skip
+                      callbacks=callbacks)  # fmt: skip
     ck = run.load_checkpoint() if resume is not None else None  # a bad checkpoint fails before log.txt grows
     if ck is not None:
         trainer.load_checkpoint_state(ck)
@@ -220,6 +281,9 @@ def _train_locked(
         reporter.print(line)
     for line in data.info.get("warnings", []):  # skipped files, class imbalance
         reporter.print(f"warning: {line}")
+    if cfg.logger == "tensorboard":
+        reporter.print(f"TensorBoard logs go to {final_path / 'tensorboard'}; watch with: tensorboard --logdir "
+                       f"{final_path.parent}")  # fmt: skip
     if resume is not None:
         reporter.print(f"resuming {run.path} after epoch {trainer.state.epoch}/{cfg.epochs}")
     else:
@@ -235,7 +299,7 @@ def _train_locked(
     try:
         state = trainer.fit()
     except TrainingDiverged as e:
-        e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch, diverged=True)
+        e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch, command, diverged=True)
         if main and not run.staged:
             reporter.print(f"stopped: {e.message}")
             run.write_summary({"run": str(run.path), "status": "diverged", "error": e.message,
@@ -244,7 +308,7 @@ def _train_locked(
     except KeyboardInterrupt:
         if main and resume is None and not run.staged and trainer.state.epoch == 0:
             shutil.rmtree(run.path, ignore_errors=True)  # our own folder, with nothing trained in it yet
-        raise Interrupted(f"interrupted during epoch {trainer.state.epoch + 1}", hint=_what_was_kept(run, trainer.state.epoch)) from None
+        raise Interrupted(f"interrupted during epoch {trainer.state.epoch + 1}", hint=_what_was_kept(run, trainer.state.epoch, command)) from None
     t_train = time.perf_counter() - t_train0
 
     # Test with the best weights (the checkpoint chosen on validation, never on test).
@@ -263,6 +327,7 @@ def _train_locked(
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
         "stopped_early": state.stopped_early,
+        **({"stop_reason": state.stop_reason} if state.stop_reason else {}),
         "monitor": {"name": cfg.monitor, "best": state.best_metric},
         "test": {k: v for k, v in test.items()},
         "val": {k: v for k, v in val.items()},
@@ -289,13 +354,12 @@ def _train_locked(
     return TrainResult(run.path, test, val, state.best_epoch, state.epoch, state.stopped_early, state.history, summary)
 
 
-def _what_was_kept(run: RunDir, epochs_done: int, diverged: bool = False) -> str:
+def _what_was_kept(run: RunDir, epochs_done: int, command: str, diverged: bool = False) -> str:
     """The truth about a stopped run's folder, for the message that reports the stop."""
     if run.staged:
         return f"the existing run {str(run._replaces)!r} was left as it was (nothing of the new run was kept)"
     if epochs_done == 0 or not run.checkpoint.is_file():
         return "no epoch finished, so no weights were saved" + ("" if diverged else "; run the same command again")
-    command = "finetune" if (run.path / "finetune.json").is_file() else "train"
     return f"{epochs_done} finished epoch(s) are saved; continue with: cnnkit {command} --resume {run.path}"
 
 

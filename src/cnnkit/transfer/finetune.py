@@ -11,11 +11,13 @@ layers"):
 4. after ``unfreeze_after`` epochs unfreeze everything and go on training, the formerly frozen
    parameters at ``backbone_lr_mult`` x the learning rate (default 0.1).
 
-Everything goes through :func:`cnnkit.train` and its extension points (``model_fn``, ``callbacks``,
-``lr_mults``, ``train_mode``, ``source``), so a fine-tune run is an ordinary run folder (``cnnkit
-eval``/``predict`` work on it) plus ``finetune.json``: the options, so ``resume`` rebuilds the same
-model and unfreezing schedule, and where the weights came from (also in the weights' sidecar
-``source`` and in ``summary.json``).
+Everything goes through :func:`cnnkit.train`: ``model_fn`` builds the model and returns it as a
+:class:`~cnnkit.engine.train.ModelSetup` with its learning-rate multipliers and normalisation;
+callbacks (:class:`~cnnkit.transfer.freeze.UnfreezeAt`, :class:`~cnnkit.transfer.freeze.FrozenBatchNorm`,
+the record below) do the rest; ``command="finetune"`` makes ``cnnkit train --resume`` point here. A
+fine-tune run is an ordinary run folder (``cnnkit eval``/``predict`` work on it) plus
+``finetune.json``: the options, so ``resume`` rebuilds the same model and unfreezing schedule, and
+where the weights came from (also in the weights' sidecar ``source`` and in ``summary.json``).
 
 Weights from RGB models fed grey images (torchvision's ImageNet ResNet on digits): the first
 convolution's kernels are summed over the three colour channels (timm's ``adapt_input_conv``), which
@@ -36,15 +38,19 @@ from torch import nn
 from ..config import TrainConfig
 from ..data import DatasetSplits, dataset_entry
 from ..engine import TrainResult, train
+from ..engine.callbacks import Callback
+from ..engine.train import ModelSetup, register_run_file
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
 from ..models import create_model, reset_classifier
 from ..run import RunDir, read_weights
-from .freeze import FreezePolicy, FreezeReport, UnfreezeAt, apply_freeze, frozen_bn_eval
+from .freeze import FreezePolicy, FreezeReport, FrozenBatchNorm, UnfreezeAt, apply_freeze
 from .subset import PREFIX, subset_spec
 
 FINETUNE_FILE = "finetune.json"
 FORMAT = "cnnkit-finetune/1"
+COMMAND = "finetune"  # the cnnkit command that continues a fine-tune run
+register_run_file(FINETUNE_FILE, COMMAND)  # runs made before resume.json recorded the command
 
 
 @dataclass
@@ -164,21 +170,21 @@ def _adapt_first_conv(model: nn.Module, state: dict[str, torch.Tensor]) -> str |
 
 
 def build_finetune_model(
-    cfg: TrainConfig, data: DatasetSplits, opts: FinetuneOptions, lr_mults: dict[str, float],
-    log: Callable[[str], None] | None = None, load_source: bool = True,
-) -> tuple[nn.Module, FreezeReport]:  # fmt: skip
+    cfg: TrainConfig, data: DatasetSplits, opts: FinetuneOptions, log: Callable[[str], None] | None = None,
+    load_source: bool = True,
+) -> tuple[ModelSetup, FreezeReport]:  # fmt: skip
     """The model a fine-tune run trains: source weights, a new classifier, the freeze policy applied.
 
-    Fills ``lr_mults`` in place (the dict :func:`cnnkit.train` hands to the trainer) with the
-    backbone multiplier for every parameter the policy freezes (under ``none``: every pretrained
-    parameter), so they train more gently once unfrozen. With ``load_source=False`` (resuming) the
-    weights come from the run's checkpoint instead, so the source need not exist any more.
+    Returned as a :class:`~cnnkit.engine.train.ModelSetup` for :func:`cnnkit.train`: its ``lr_mults``
+    give the backbone multiplier to every parameter the policy freezes (under ``none``: every
+    pretrained parameter), so they train more gently once unfrozen; its ``mean``/``std`` are the
+    source's normalisation. With ``load_source=False`` (resuming) the weights come from the run's
+    checkpoint instead, so the source need not exist any more.
     """
     from ..models.weights import load_state_dict_checked
 
     c, h, w = data.image_shape
     k = data.num_classes
-    _use_source_normalisation(data, opts)
     if load_source:
         state = dict(_source_state(opts, cfg.model))
         probe = create_model(cfg.model, num_classes=k, in_chans=c, input_size=(h, w), **cfg.model_args)
@@ -198,9 +204,8 @@ def build_finetune_model(
     else:
         head = model.info.classifier + "."
         backbone = [n for n, _ in model.named_parameters() if not n.startswith(head)]
-    lr_mults.clear()
     # Full parameter names work as prefixes for param_groups' startswith match.
-    lr_mults.update(dict.fromkeys(backbone, opts.backbone_lr_mult))
+    lr_mults = dict.fromkeys(backbone, opts.backbone_lr_mult)
     opts.freeze_report = report.to_dict()
     if log is not None:
         if opts.input_conv:
@@ -209,40 +214,38 @@ def build_finetune_model(
         if opts.unfreeze_after is not None and report.frozen:
             log(f"unfreezing after {opts.unfreeze_after} epoch(s); the unfrozen layers then train at "
                 f"{opts.backbone_lr_mult:g} x the learning rate")  # fmt: skip
-    return model, report
+    mean, std = _source_normalisation(data, opts)
+    return ModelSetup(model, lr_mults=lr_mults, mean=mean, std=std), report
 
 
-def _use_source_normalisation(data: DatasetSplits, opts: FinetuneOptions) -> None:
+def _source_normalisation(data: DatasetSplits, opts: FinetuneOptions) -> tuple[list[float] | None, list[float] | None]:
     """Feed the network inputs scaled as during its pretraining (fastai does the same with ImageNet stats).
 
-    Frozen layers cannot adapt to a new input scale, so the source's mean/std replace the new data's;
-    the trainer and the weights' sidecar read them from ``data`` after the model is built. Grey data
-    with RGB statistics (summed first-layer kernels) takes the channel average.
+    Frozen layers cannot adapt to a new input scale, so the source's mean/std replace the new data's
+    (``None``: keep the data's). Grey data with RGB statistics (summed first-layer kernels) takes the
+    channel average.
     """
     if not opts.mean or not opts.std:
-        return
+        return None, None
     c = data.image_shape[0]
     mean, std = list(opts.mean), list(opts.std)
     if len(mean) != c:
         if c != 1:
-            return  # no sensible mapping; keep the data's own statistics
+            return None, None  # no sensible mapping; keep the data's own statistics
         mean, std = [sum(mean) / len(mean)], [sum(std) / len(std)]
-    data.mean, data.std = tuple(mean), tuple(std)
+    return mean, std
 
 
-class _RecordOptions:
-    """Callback writing ``finetune.json`` once the run folder exists (it is made inside ``train``)."""
+class _RecordOptions(Callback):
+    """Writes ``finetune.json`` when training starts: the run folder exists by then (``train`` makes it)."""
 
     def __init__(self, opts: FinetuneOptions) -> None:
         self.opts = opts
 
-    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
+    def on_fit_start(self, trainer: Any) -> None:
         run = trainer.run
         if run is not None and not (run.path / FINETUNE_FILE).is_file():
             self.opts.write(run.path)
-
-    def on_epoch_end(self, trainer: Any, epoch: int, row: dict[str, Any]) -> None:
-        pass
 
 
 def _describe(kind: str, source: str, model: str) -> tuple[str, list[str] | None, str | None, Any]:
@@ -320,14 +323,12 @@ def finetune(
             raise ConfigError("--resume continues a fine-tune run with its own options (finetune.json)",
                               hint="pass only --resume RUN_DIR (and --epochs to train longer)")  # fmt: skip
         opts = FinetuneOptions.read(resume)
-        lr_mults: dict[str, float] = {}
 
-        def resume_fn(cfg: TrainConfig, data: DatasetSplits) -> nn.Module:
-            return build_finetune_model(cfg, data, opts, lr_mults, load_source=False)[0]
+        def resume_fn(cfg: TrainConfig, data: DatasetSplits) -> ModelSetup:
+            return build_finetune_model(cfg, data, opts, load_source=False)[0]
 
-        callbacks = _callbacks(opts, lr_mults)
-        result = train(resume=resume, quiet=quiet, model_fn=resume_fn, callbacks=callbacks, lr_mults=lr_mults,
-                       train_mode=frozen_bn_eval, source=opts.description, **overrides)  # fmt: skip
+        result = train(resume=resume, quiet=quiet, model_fn=resume_fn, callbacks=_callbacks(opts),
+                       source=opts.description, command=COMMAND, **overrides)  # fmt: skip
         _record_summary(result, opts)
         return result
 
@@ -372,15 +373,13 @@ def finetune(
                           hint="a multiplier of the learning rate for the unfrozen layers, e.g. 0.1")  # fmt: skip
     opts = FinetuneOptions(kind, source, description, str(policy), unfreeze_after, float(backbone_lr_mult),
                            src_classes, digest, mean=mean, std=std)  # fmt: skip
-    lr_mults: dict[str, float] = {}  # filled by the model builder, read by the trainer it is handed to
 
-    def model_fn(c: TrainConfig, data: DatasetSplits) -> nn.Module:
+    def model_fn(c: TrainConfig, data: DatasetSplits) -> ModelSetup:
         log(description)
-        model, _ = build_finetune_model(c, data, opts, lr_mults, log=log)
-        return model
+        return build_finetune_model(c, data, opts, log=log)[0]
 
-    result = train(cfg, overwrite=overwrite, quiet=quiet, model_fn=model_fn, callbacks=_callbacks(opts, lr_mults),
-                   lr_mults=lr_mults, train_mode=frozen_bn_eval, source=description)  # fmt: skip
+    result = train(cfg, overwrite=overwrite, quiet=quiet, model_fn=model_fn, callbacks=_callbacks(opts),
+                   source=description, command=COMMAND)  # fmt: skip
     opts.write(result.run_dir)  # again: now with the freeze report and input-conv note
     _record_summary(result, opts)
     return result
@@ -407,24 +406,12 @@ def _run_weights(run_dir: str | Path) -> Path:
     return run.weights("best") if run.weights("best").is_file() else run.weights("last")
 
 
-def _callbacks(opts: FinetuneOptions, lr_mults: dict[str, float]) -> list[Any]:
-    cbs: list[Any] = [_RecordOptions(opts)]
+def _callbacks(opts: FinetuneOptions) -> list[Callback]:
+    cbs: list[Callback] = [_RecordOptions(opts), FrozenBatchNorm()]
     if opts.unfreeze_after is not None and opts.freeze != "none":
-        # lr_mults is filled by the model builder; its keys are exactly the parameters frozen at the start.
-        cbs.append(_LazyUnfreeze(opts.unfreeze_after, lr_mults, opts.backbone_lr_mult))
+        # Every parameter: apply_freeze left only the policy's frozen ones frozen, so exactly those change.
+        cbs.append(UnfreezeAt(opts.unfreeze_after, None, opts.backbone_lr_mult))
     return cbs
-
-
-class _LazyUnfreeze(UnfreezeAt):
-    """:class:`UnfreezeAt` whose parameter list is read when training starts (after the model is built)."""
-
-    def __init__(self, epoch: int, lr_mults: dict[str, float], mult: float) -> None:
-        super().__init__(epoch, [], mult)
-        self._lr_mults = lr_mults
-
-    def on_epoch_start(self, trainer: Any, epoch: int) -> None:
-        self.names = list(self._lr_mults)
-        super().on_epoch_start(trainer, epoch)
 
 
 def _record_summary(result: TrainResult, opts: FinetuneOptions) -> None:

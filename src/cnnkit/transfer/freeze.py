@@ -12,8 +12,12 @@ plus ``none`` (train everything, usually with a smaller backbone learning rate).
 
 Freezing means ``requires_grad=False``, so the optimiser never sees those parameters (no update, no
 weight decay) and autograd skips their gradients. Batch norm is the one layer whose *buffers* change
-in training mode, so :func:`frozen_bn_eval` is the ``train_mode`` hook that keeps normalisation
-layers inside frozen parts in eval mode: their running statistics stay the pretrained ones.
+in training mode, so :func:`frozen_bn_eval` keeps normalisation layers inside frozen parts in eval
+mode: their running statistics stay the pretrained ones.
+
+During training both phases are :class:`~cnnkit.engine.callbacks.Callback` objects: :class:`UnfreezeAt`
+(unfreeze at an epoch and rebuild the optimiser) and :class:`FrozenBatchNorm` (frozen batch norm in
+eval mode each epoch, after any unfreezing).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..engine.callbacks import ORDER_TRAIN_MODE, ORDER_UNFREEZE, Callback
 from ..errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -206,7 +211,7 @@ def unfreeze(model: nn.Module, names: Iterable[str] | None = None) -> int:
 
 
 def frozen_bn_eval(model: nn.Module) -> None:
-    """The fine-tune ``train_mode`` hook: ``model.train()``, but normalisation layers in frozen parts stay in eval.
+    """``model.train()``, but normalisation layers in frozen parts stay in eval.
 
     A norm layer is frozen when all its parameters are; one without parameters (``affine=False``)
     follows the parametrised module registered just before it.
@@ -223,15 +228,27 @@ def frozen_bn_eval(model: nn.Module) -> None:
             prev_frozen = all(not p.requires_grad for p in own)
 
 
-class UnfreezeAt:
-    """Callback: at the start of epoch ``epoch`` (0-based) unfreeze ``names`` and rebuild the optimiser.
+class FrozenBatchNorm(Callback):
+    """Callback: each epoch, batch norm inside frozen parts trains in eval mode (:func:`frozen_bn_eval`)."""
 
-    The trainer's ``lr_mults`` (given to :func:`cnnkit.train`) then apply: the unfrozen backbone
-    trains with its lower learning rate. Idempotent, so a resumed run past the switch (whose
-    checkpoint already lists every parameter as trainable) does nothing.
+    order = ORDER_TRAIN_MODE  # after UnfreezeAt: a layer unfrozen this epoch trains its statistics again
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        frozen_bn_eval(trainer.model)
+
+
+class UnfreezeAt(Callback):
+    """Callback: at the start of epoch ``epoch`` (0-based) unfreeze ``names`` (default: every parameter)
+    and rebuild the optimiser.
+
+    The trainer's ``lr_mults`` then apply: the unfrozen backbone trains with its lower learning rate
+    (``mult``, for the message). Idempotent, so a resumed run past the switch (whose checkpoint
+    already lists every parameter as trainable) does nothing.
     """
 
-    def __init__(self, epoch: int, names: list[str], mult: float = 1.0) -> None:
+    order = ORDER_UNFREEZE
+
+    def __init__(self, epoch: int, names: list[str] | None = None, mult: float = 1.0) -> None:
         self.epoch, self.names, self.mult = epoch, names, mult
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
@@ -242,6 +259,3 @@ class UnfreezeAt:
             trainer.rebuild_optimizer()
             trainer.reporter.print(f"epoch {epoch + 1}: unfroze {n:,} parameters; they train at "
                                    f"{self.mult:g} x the learning rate from now on")  # fmt: skip
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None:
-        pass
