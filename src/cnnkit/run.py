@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -65,10 +66,13 @@ class WeightsMeta:
         if d.get("format") != WEIGHTS_FORMAT:
             raise CheckpointError(f"{where}: not a cnnkit weights sidecar (format {d.get('format')!r})")
         keys = set(cls.__dataclass_fields__)
-        try:
-            meta = cls(**{k: v for k, v in d.items() if k in keys})
-        except TypeError as e:
-            raise CheckpointError(f"{where}: incomplete sidecar: {e}") from e
+        required = [k for k, f in cls.__dataclass_fields__.items()
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise CheckpointError(f"{where}: incomplete sidecar (no {', '.join(missing)})",
+                                  hint="restore the file from the run folder it came from")  # fmt: skip
+        meta = cls(**{k: v for k, v in d.items() if k in keys})
         problem = meta._problem()
         if problem:
             raise CheckpointError(f"{where}: damaged sidecar: {problem}",

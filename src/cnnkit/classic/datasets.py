@@ -19,6 +19,8 @@ from ..errors import DataError, suggest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 DATASETS = ("digits", "folder:PATH")
+# A folder dataset is held as float64 in memory: refuse one that would need more than this.
+MEMORY_LIMIT_MB = 4096
 
 
 @dataclass
@@ -64,6 +66,11 @@ def stratified_indices(
             parts.append(np.array([], dtype=np.int64))
             continue
         size = max(1, round(frac * n))
+        if size >= len(rest):  # sklearn would raise "the resulting train set will be empty"
+            raise DataError(
+                f"{n} images are too few for a {frac:g} {('validation', 'test')[k]} split and a training set",
+                hint="add images (a few per class at least) or use smaller split fractions",
+            )
         strat = labels[rest]
         classes, counts = np.unique(strat, return_counts=True)
         # sklearn can stratify only with >= 2 images per class and one test slot per class.
@@ -109,20 +116,46 @@ def load_classic_dataset(
 
 
 def read_image(path: str | Path, color: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
-    """One image as float in [0, 1]: ``(H, W)`` grey (ITU-R 601 luma) or ``(H, W, 3)`` RGB."""
+    """One image as float in [0, 1]: ``(H, W)`` grey (ITU-R 601 luma) or ``(H, W, 3)`` RGB.
+
+    Every way a file can be unusable (missing, a folder, empty, not an image, truncated, or a
+    decompression bomb: a header declaring more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``) is a
+    :class:`DataError` naming the file.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"image not found: {path}")
+    if p.is_dir():
+        raise DataError(f"{path} is a folder, not an image file", hint="pass one image file")
+    if p.stat().st_size == 0:
+        raise DataError(f"cannot read image {path}: empty file (0 bytes)")
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB" if color else "L")
-            if size is not None:
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.float64) / 255.0
-    except FileNotFoundError:
-        raise DataError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
+        with warnings.catch_warnings():
+            # PIL only warns between 1x and 2x its pixel limit, then decodes the whole thing anyway.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im = im.convert("RGB" if color else "L")
+                if size is not None:
+                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(im, dtype=np.float64) / 255.0
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(
-            f"cannot read image {path}: {e}", hint="use a PNG, JPEG, BMP, GIF or TIFF file"
+            f"cannot read image {path}: its header declares more than {Image.MAX_IMAGE_PIXELS:,} pixels",
+            hint="a decompression bomb or a huge scan: shrink it first",
+        ) from None
+    except UnidentifiedImageError:
+        raise DataError(
+            f"cannot read image {path}: not an image (PIL cannot identify the format)",
+            hint="use a PNG, JPEG, BMP, GIF or TIFF file",
+        ) from None
+    except Exception as e:  # PIL's plugins raise OSError, ValueError, SyntaxError... for damaged files
+        raise DataError(
+            f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+            hint="the file is damaged or truncated; use a PNG, JPEG, BMP, GIF or TIFF file",
         ) from None
 
 
@@ -130,13 +163,16 @@ def _load_folder(
     root: str, image_size: int | tuple[int, int], color: bool | None
 ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
     path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(f"dataset folder {root!r} is a file", hint="use folder:PATH with one sub-folder per class")
     if not path.is_dir():
         raise DataError(
             f"dataset folder not found: {root!r}", hint="use folder:PATH with one sub-folder per class"
         )
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {
-        c: sorted(f for f in (path / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES) for c in classes
+    files = {  # is_file: a sub-folder called "x.png" is not an image
+        c: sorted(f for f in (path / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        for c in classes
     }
     classes = [c for c in classes if files[c]]
     if len(classes) < 2:
@@ -145,12 +181,25 @@ def _load_folder(
             hint="lay it out as PATH/<class name>/<image files>",
         )
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in size):
+        raise DataError(f"image size must be a positive integer or a pair, got {image_size!r}")
+    n_files = sum(len(v) for v in files.values())
+    need_mb = n_files * size[0] * size[1] * 3 * 8 / 2**20  # float64, RGB at worst
+    if need_mb > MEMORY_LIMIT_MB:
+        raise DataError(
+            f"{n_files} images at {size[0]}x{size[1]} pixels need about {need_mb:,.0f} MB as floats "
+            f"(limit {MEMORY_LIMIT_MB:,} MB)",
+            hint="use a smaller --image-size",
+        )
     if color is None:
         from PIL import Image
 
         def is_color(f: Path) -> bool:
-            with Image.open(f) as im:
-                return im.mode not in ("L", "LA", "1", "I", "I;16", "F")
+            try:
+                with Image.open(f) as im:
+                    return im.mode not in ("L", "LA", "1", "I", "I;16", "F")
+            except Exception:  # unreadable: read_image below names the file with the reason
+                return False
 
         color = any(is_color(f) for c in classes for f in files[c][:20])
     images, labels = [], []

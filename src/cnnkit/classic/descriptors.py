@@ -228,6 +228,12 @@ def run_baseline(
             data, seed=seed, val_split=val_split, test_split=test_split, image_size=image_size
         )
     )
+    n_cls = len(np.unique(split.y_trainval))
+    if n_cls < 2:  # sklearn refuses one class; a "100%" classifier of nothing would be worse
+        raise DataError(
+            f"{split.name}: the training images ({len(split.y_trainval)}) hold {n_cls} class(es); need at least 2",
+            hint="add images to every class folder",
+        )
     t0 = time.perf_counter()
     x_train = extract_features(split.x_trainval, features)
     x_test = extract_features(split.x_test, features)

@@ -51,6 +51,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConfigError, DataError, suggest
 
+# Largest kernel side a factory builds, and largest (dilated) span a filter may cover: a 257x257 kernel
+# is already far beyond any lecture filter, and without a limit "size=100000" or "sigma=1e6" asks
+# for tens of gigabytes before failing. The span bounds the padded copy of the image.
+MAX_KERNEL_SIZE = 257
+MAX_SPAN = 4097
+
 # ----------------------------------------------------------------------------------------------
 # Kernels
 # ----------------------------------------------------------------------------------------------
@@ -65,7 +71,7 @@ def identity() -> np.ndarray:
 
 def boxcar(n: int = 3) -> np.ndarray:
     """``n x n`` boxcar (moving average): ``kappa = 1 / n^2`` on the window, an averaging filter."""
-    n = _positive_int(n, "boxcar size n")
+    n = _kernel_side(n, "boxcar size n")
     return np.full((n, n), 1.0 / (n * n))
 
 
@@ -75,7 +81,7 @@ def gaussian(sigma: float = 1.0, size: int | None = None) -> np.ndarray:
     ``size`` defaults to ``2 * ceil(3 sigma) + 1`` so the truncation drops < 0.3% of the mass.
     """
     sigma = _positive_float(sigma, "gaussian sigma")
-    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
+    dk, dl = _grid(size if size is not None else _side_for(sigma, "gaussian sigma"))
     g = np.exp(-(dk**2 + dl**2) / (2 * sigma**2))
     return g / g.sum()
 
@@ -122,7 +128,8 @@ def gabor(theta: float = 0.0, freq: float = 0.25, sigma: float = 2.0, size: int 
     of period ``1 / freq`` pixels. ``size`` defaults to ``2 * ceil(3 sigma) + 1``.
     """
     sigma = _positive_float(sigma, "gabor sigma")
-    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * sigma) + 1)
+    theta, freq = _finite(theta, "gabor theta"), _finite(freq, "gabor freq")
+    dk, dl = _grid(size if size is not None else _side_for(sigma, "gabor sigma"))
     envelope = np.exp(-(dk**2 + dl**2) / (2 * sigma**2))
     return envelope * np.cos(2 * np.pi * freq * (dk * np.cos(theta) + dl * np.sin(theta)))
 
@@ -137,7 +144,8 @@ def oriented_gaussian(
     """
     sigma_u = _positive_float(sigma_u, "oriented_gaussian sigma_u")
     sigma_v = _positive_float(sigma_v, "oriented_gaussian sigma_v")
-    dk, dl = _grid(size if size is not None else 2 * math.ceil(3 * max(sigma_u, sigma_v)) + 1)
+    theta = _finite(theta, "oriented_gaussian theta")
+    dk, dl = _grid(size if size is not None else _side_for(max(sigma_u, sigma_v), "oriented_gaussian sigma"))
     u = dk * np.cos(theta) + dl * np.sin(theta)
     v = -dk * np.sin(theta) + dl * np.cos(theta)
     g = np.exp(-(u**2) / (2 * sigma_u**2) - v**2 / (2 * sigma_v**2))
@@ -262,6 +270,12 @@ def _filter(
     d = _pair(dilation, "dilation")
     n, m = kernel.shape
     eff = (d[0] * (n - 1) + 1, d[1] * (m - 1) + 1)  # effective (dilated) kernel size
+    if max(eff) > MAX_SPAN:
+        raise ConfigError(
+            f"the kernel ({n}x{m}) with dilation {d[0] if d[0] == d[1] else d} spans {eff[0]}x{eff[1]} pixels, "
+            f"more than {MAX_SPAN}",
+            hint="use a smaller dilation or kernel",
+        )
     if flip:
         # nu[k, l] multiplies x[i - k, j - l]: correlate with nu flipped. The flip also moves the
         # origin, from index c to n - 1 - c (they differ only for even sizes, as in scipy).
@@ -565,7 +579,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column offsets (the lecture's ``k``, ``l``) of a ``size x size`` kernel, from its centre."""
-    size = _positive_int(size, "kernel size")
+    size = _kernel_side(size, "kernel size")
     r = np.arange(size) - size // 2
     return np.meshgrid(r, r, indexing="ij")
 
@@ -583,11 +597,38 @@ def _positive_int(v: Any, what: str) -> int:
     return int(v)
 
 
+def _kernel_side(v: Any, what: str) -> int:
+    """A kernel side: a positive integer up to :data:`MAX_KERNEL_SIZE`."""
+    n = _positive_int(v, what)
+    if n > MAX_KERNEL_SIZE:
+        raise ConfigError(f"{what} must be at most {MAX_KERNEL_SIZE}, got {n}")
+    return n
+
+
+def _side_for(sigma: float, what: str) -> int:
+    """The default side ``2 ceil(3 sigma) + 1`` of a Gaussian-windowed kernel, within the size limit."""
+    limit = (MAX_KERNEL_SIZE - 1) // 6
+    if sigma > limit:
+        raise ConfigError(f"{what} {sigma:g} needs a kernel wider than {MAX_KERNEL_SIZE} pixels",
+                          hint=f"use sigma <= {limit}, or give size=N explicitly")  # fmt: skip
+    return 2 * math.ceil(3 * sigma) + 1
+
+
+def _finite(v: Any, what: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not math.isfinite(f):
+        raise ConfigError(f"{what} must be a finite number, got {v!r}")
+    return f
+
+
 def _positive_float(v: Any, what: str) -> float:
     try:
         f = float(v)
     except (TypeError, ValueError):
         f = float("nan")
-    if not f > 0:
-        raise ConfigError(f"{what} must be a positive number, got {v!r}")
+    if not (f > 0 and math.isfinite(f)):
+        raise ConfigError(f"{what} must be a positive (finite) number, got {v!r}")
     return f

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._args import float_in, int_in
 
 
 def register(subparsers: Any) -> None:
@@ -35,8 +37,8 @@ def register(subparsers: Any) -> None:
         help=f"boundary condition: {', '.join(BOUNDARY_TO_NUMPY)} (default zero)",
     )
     p.add_argument("--mode", default="same", help=f"output size: {', '.join(MODES)} (default same)")
-    p.add_argument("--stride", type=int, default=1, help="keep one output pixel every S (default 1)")
-    p.add_argument("--dilation", type=int, default=1, help="spacing of the kernel taps (default 1)")
+    p.add_argument("--stride", type=int_in(1, 1024), default=1, help="keep one output pixel every S (default 1)")
+    p.add_argument("--dilation", type=int_in(1, 1024), default=1, help="spacing of the kernel taps (default 1)")
     p.add_argument(
         "--convolve", action="store_true", help="convolve (flip the kernel) instead of cross-correlate"
     )
@@ -54,7 +56,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", default="filter_bank.png", help="output PNG (default filter_bank.png)")
     p.add_argument("--boundary", default="mirror", help="boundary condition (default mirror)")
     p.add_argument(
-        "--max-size", type=int, default=256, help="shrink the image so its longer side is at most this"
+        "--max-size",
+        type=int_in(8, 4096),
+        default=256,
+        help="shrink the image so its longer side is at most this, 8-4096 (default 256)",
     )
     p.set_defaults(func=run_filter_bank)
 
@@ -70,9 +75,17 @@ def register(subparsers: Any) -> None:
         "--features", default="hog", help="hog, lbp, pixels, colorhist or two-colors (default hog)"
     )
     p.add_argument("--classifier", default="svm", help="svm, linear-svm, logreg or knn (default svm)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    p.add_argument("--test-split", type=float, default=0.15, help="test fraction (default 0.15)")
-    p.add_argument("--image-size", type=int, default=64, help="folder images are resized to this square size")
+    # The test split is drawn with seed + 1, and scikit-learn takes seeds below 2**32.
+    p.add_argument("--seed", type=int_in(0, 2**32 - 2), default=0, help="split seed (default 0)")
+    p.add_argument(
+        "--test-split", type=float_in(0, 1, lo_open=True), default=0.15, help="test fraction (default 0.15)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int_in(4, 1024),
+        default=64,
+        help="folder images are resized to this square size, 4-1024 (default 64)",
+    )
     p.set_defaults(func=run_baseline_cmd)
 
 
@@ -89,20 +102,24 @@ def _params(items: list[str]) -> dict[str, Any]:
                 out[key] = float(value)
             except ValueError:
                 raise ConfigError(f"kernel parameter {key} must be a number, got {value!r}") from None
+        if not math.isfinite(out[key]):  # inf/nan make NaN kernels or infinite sizes
+            raise ConfigError(f"kernel parameter {key} must be a finite number, got {value!r}")
     return out
 
 
 def run_filter(args: argparse.Namespace) -> int:
     from ..classic.datasets import read_image
     from ..classic.filters import convolve, correlate, get_kernel, save_image
+    from ..io import check_output_file
 
     kernel = get_kernel(args.kernel, **_params(args.param))  # validate before reading the image
+    path = args.output or f"{Path(args.image).stem}_{args.kernel}.png"
+    check_output_file(path, inputs=(args.image,))
     image = read_image(args.image, color=args.color)
     op = convolve if args.convolve else correlate
     out = op(
         image, kernel, boundary=args.boundary, mode=args.mode, stride=args.stride, dilation=args.dilation
     )
-    path = args.output or f"{Path(args.image).stem}_{args.kernel}.png"
     shape = save_image(path, out)
     print(f"wrote {path} ({' x '.join(map(str, shape))}, {args.kernel}, {args.boundary}/{args.mode})")
     return 0
@@ -110,8 +127,13 @@ def run_filter(args: argparse.Namespace) -> int:
 
 def run_filter_bank(args: argparse.Namespace) -> int:
     from ..classic.datasets import read_image
-    from ..classic.filters import save_filter_bank
+    from ..classic.filters import BOUNDARY_TO_NUMPY, save_filter_bank
+    from ..errors import suggest
+    from ..io import check_output_file
 
+    if args.boundary not in BOUNDARY_TO_NUMPY:  # before the image is read and shrunk
+        raise ConfigError(f"unknown boundary {args.boundary!r}", hint=suggest(args.boundary, BOUNDARY_TO_NUMPY))
+    check_output_file(args.output, inputs=(args.image,))
     image = read_image(args.image)
     if args.max_size and max(image.shape) > args.max_size:
         from skimage.transform import resize

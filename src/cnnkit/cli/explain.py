@@ -7,11 +7,46 @@ one PNG (``-o``) and prints the numbers behind it; the work is done by :mod:`cnn
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from ._args import float_in, int_in
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SEEDS = int_in(0, 2**32 - 1)  # torch.manual_seed's range; a negative seed is a typo, not a choice
 
 
 def _out(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("-o", "--output", default=default, help=f"PNG to write (default {default})")
+    # default None: run_* fill it in, so "the default output" can be named when it clashes with an input.
+    p.add_argument("-o", "--output", default=None, help=f"PNG to write (default {default})")
+    p.set_defaults(default_output=default)
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    """Every command that runs a network takes the same --device (it used to be only some of them)."""
+    p.add_argument("--device", default="cpu", choices=DEVICES, help="where the network runs (default cpu)")
+
+
+def _output(args: argparse.Namespace, *inputs: str | Path) -> Path:
+    """The checked output path, before any work: writable, not a folder, and never one of ``inputs``.
+
+    ``inputs`` are the command's image files and, for a run folder, the files in it: a figure written
+    over ``best.safetensors`` or over the image it explains would destroy what the user asked about.
+    """
+    from ..errors import ConfigError
+    from ..io import check_output_file
+
+    files: list[str | Path] = []
+    for i in inputs:
+        p = Path(i)
+        files += [f for f in p.iterdir() if f.is_file()] if p.is_dir() else [p]
+    if args.output is None:
+        default = Path(args.default_output)
+        if any(default.exists() and f.exists() and default.samefile(f) for f in files):
+            raise ConfigError(f"the default output {str(default)!r} is also an input of this command",
+                              hint="name the result with -o FILE.png")  # fmt: skip
+        args.output = str(default)
+    return check_output_file(args.output, inputs=tuple(files))
 
 
 def register(sub: Any) -> None:
@@ -27,7 +62,7 @@ def register(sub: Any) -> None:
     p.add_argument("--method", default="gradcam", choices=METHODS, help="attribution method (default gradcam)")
     p.add_argument("--target", metavar="CLASS", help="class to explain, by name or index (default: the prediction)")
     p.add_argument("--layer", metavar="NAME", help="Grad-CAM layer (default: the last Conv2d)")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    _device(p)
     _out(p, "explain.png")
     p.set_defaults(func=run_explain)
 
@@ -37,6 +72,7 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--layer", metavar="NAME", help="convolution to show (default: the first Conv2d)")
     p.add_argument("--gabor", action="store_true", help="show Gabor filters beside the learnt ones")
+    _device(p)
     _out(p, "filters.png")
     p.set_defaults(func=run_filters)
 
@@ -44,7 +80,8 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", metavar="NAME", required=True, help="layer name, e.g. features.0")
-    p.add_argument("--max-maps", type=int, default=32, help="show at most this many maps (default 32)")
+    p.add_argument("--max-maps", type=int_in(1, 1024), default=32, help="show at most this many maps (default 32)")
+    _device(p)
     _out(p, "maps.png")
     p.set_defaults(func=run_feature_maps)
 
@@ -54,10 +91,12 @@ def register(sub: Any) -> None:
                        "response boxed, and the patches (Zeiler and Fergus).")  # fmt: skip
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--layer", metavar="NAME", required=True)
-    p.add_argument("--unit", type=int, required=True, help="channel (conv layer) or output (dense layer) index")
+    p.add_argument("--unit", type=int_in(0, 1_000_000), required=True,
+                   help="channel (conv layer) or output (dense layer) index")  # fmt: skip
     p.add_argument("--data", help="search another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
-    p.add_argument("-k", type=int, default=9, help="how many images (default 9)")
+    p.add_argument("-k", type=int_in(1, 1000), default=9, help="how many images (default 9)")
+    _device(p)
     _out(p, "top.png")
     p.set_defaults(func=run_top_activations)
 
@@ -67,10 +106,11 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--class", dest="classes", default="all", metavar="C",
                    help="class name/index, comma-separated list, or 'all' (default)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--l2", type=float, default=0.1, help="L2 penalty on the image (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int_in(1, 100_000), default=150)
+    p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.05)
+    p.add_argument("--l2", type=float_in(0, 1e6), default=0.1, help="L2 penalty on the image (default 0.1)")
+    p.add_argument("--seed", type=SEEDS, default=0)
+    _device(p)
     _out(p, "dream.png")
     p.set_defaults(func=run_dream)
 
@@ -83,13 +123,14 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default="vgg11", metavar="RUN_DIR|NAME",
                    help="a run folder or a model name (random weights unless --weights); default vgg11")  # fmt: skip
     p.add_argument("--weights", metavar="FILE", help="state dict (.safetensors or .pt) for --model NAME")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--size", type=int, default=128, help="longer image side in pixels (default 128)")
+    p.add_argument("--steps", type=int_in(1, 100_000), default=200)
+    # Up to 1024 px: VGG's first layers alone hold gigabytes of activations (and their gradients) beyond.
+    p.add_argument("--size", type=int_in(16, 1024), default=128, help="longer image side in pixels, 16-1024 (default 128)")
     p.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"))
-    p.add_argument("--lr", type=float, default=0.02, help="Adam step in pixel units (default 0.02)")
-    p.add_argument("--style-weight", type=float, default=10.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.02, help="Adam step in pixel units (default 0.02)")
+    p.add_argument("--style-weight", type=float_in(0, 1e9, lo_open=True), default=10.0)
+    p.add_argument("--seed", type=SEEDS, default=0)
+    _device(p)
     _out(p, "style.png")
     p.set_defaults(func=run_style)
 
@@ -100,7 +141,8 @@ def register(sub: Any) -> None:
     p.add_argument("--eps", default="8/255", help="max change per pixel, in [0, 1]; fractions allowed (default 8/255)")
     p.add_argument("--target", metavar="CLASS", help="make the model predict this class (targeted attack)")
     p.add_argument("--label", metavar="CLASS", help="the image's true class (default: the model's prediction)")
-    p.add_argument("--steps", type=int, default=40, help="PGD iterations (default 40)")
+    p.add_argument("--steps", type=int_in(1, 10_000), default=40, help="PGD iterations (default 40)")
+    _device(p)
     _out(p, "fool.png")
     p.set_defaults(func=run_fool)
 
@@ -108,10 +150,11 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--eps", default="0,1/255,2/255,4/255,8/255", help="comma-separated eps values (default 0..8/255)")
     p.add_argument("--method", default="fgsm", help=f"attack, or comma-separated attacks: {', '.join(ATTACKS)} (default fgsm)")
-    p.add_argument("--steps", type=int, default=10, help="PGD iterations (default 10)")
+    p.add_argument("--steps", type=int_in(1, 10_000), default=10, help="PGD iterations (default 10)")
     p.add_argument("--data", help="attack another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
-    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--limit", type=int_in(1, 10**9), help="use only the first N images")
+    _device(p)
     _out(p, "robustness.png")
     p.set_defaults(func=run_robustness)
 
@@ -119,6 +162,7 @@ def register(sub: Any) -> None:
 def run_explain(args: argparse.Namespace) -> int:
     from ..explain import explain_image
 
+    _output(args, args.image, args.run_dir)
     r = explain_image(args.run_dir, args.image, args.method, args.target, args.layer, args.output, device=args.device)
     print(f"{r.method} for class {r.target!r}" + (f" at layer {r.layer}" if r.layer else ""))
     print("top-5: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top))
@@ -129,7 +173,8 @@ def run_explain(args: argparse.Namespace) -> int:
 def run_filters(args: argparse.Namespace) -> int:
     from ..explain import show_filters
 
-    path, name, shape = show_filters(args.run_dir, args.layer, args.output, gabor=args.gabor)
+    _output(args, args.run_dir)
+    path, name, shape = show_filters(args.run_dir, args.layer, args.output, gabor=args.gabor, device=args.device)
     print(f"{name}: {' x '.join(map(str, shape))} kernels; written to {path}")
     return 0
 
@@ -137,7 +182,9 @@ def run_filters(args: argparse.Namespace) -> int:
 def run_feature_maps(args: argparse.Namespace) -> int:
     from ..explain import show_feature_maps
 
-    path, shape = show_feature_maps(args.run_dir, args.image, args.layer, args.output, max_maps=args.max_maps)
+    _output(args, args.image, args.run_dir)
+    path, shape = show_feature_maps(args.run_dir, args.image, args.layer, args.output, max_maps=args.max_maps,
+                                    device=args.device)  # fmt: skip
     print(f"{args.layer}: output {' x '.join(map(str, shape))}; written to {path}")
     return 0
 
@@ -145,8 +192,9 @@ def run_feature_maps(args: argparse.Namespace) -> int:
 def run_top_activations(args: argparse.Namespace) -> int:
     from ..explain import show_top_activations
 
+    _output(args, args.run_dir)
     path, top = show_top_activations(args.run_dir, args.layer, args.unit, args.output, data=args.data,
-                                     split=args.split, k=args.k)  # fmt: skip
+                                     split=args.split, k=args.k, device=args.device)  # fmt: skip
     print(f"unit {top.unit} of {top.layer}, receptive field {top.rf_size[0]:.0f}x{top.rf_size[1]:.0f} px")
     for i, s, b in zip(top.index, top.score, top.box, strict=True):
         print(f"  image {i:5d}  activation {s:8.3f}  box (top, left, bottom, right) {b}")
@@ -157,7 +205,9 @@ def run_top_activations(args: argparse.Namespace) -> int:
 def run_dream(args: argparse.Namespace) -> int:
     from ..explain import dream
 
-    out = dream(args.run_dir, args.classes, args.output, steps=args.steps, lr=args.lr, l2=args.l2, seed=args.seed)
+    _output(args, args.run_dir)
+    out = dream(args.run_dir, args.classes, args.output, steps=args.steps, lr=args.lr, l2=args.l2, seed=args.seed,
+                device=args.device)  # fmt: skip
     for v in out:
         print(f"class {v.target}: score {v.score:.2f}, probability {v.prob:.1%}")
     print(f"written to {args.output}")
@@ -167,6 +217,8 @@ def run_dream(args: argparse.Namespace) -> int:
 def run_style(args: argparse.Namespace) -> int:
     from ..explain import style_transfer_files
 
+    runs = [args.model] if Path(args.model).is_dir() else []
+    _output(args, args.content, args.style, *runs, *([args.weights] if args.weights else []))
     r = style_transfer_files(args.content, args.style, args.model, args.weights, args.output, steps=args.steps,
                              size=args.size, optimizer=args.optimizer, style_weight=args.style_weight, lr=args.lr,
                              seed=args.seed, device=args.device)  # fmt: skip
@@ -186,7 +238,9 @@ def run_fool(args: argparse.Namespace) -> int:
     eps = parse_eps_list(args.eps)
     if len(eps) != 1:
         raise ConfigError(f"fool takes one eps, got {len(eps)}", hint="use `cnnkit robustness --eps ...` for several")
-    r = fool_image(args.run_dir, args.image, args.method, eps[0], args.target, args.steps, args.output, label=args.label)
+    _output(args, args.image, args.run_dir)
+    r = fool_image(args.run_dir, args.image, args.method, eps[0], args.target, args.steps, args.output, label=args.label,
+                   device=args.device)  # fmt: skip
     print(f"original:    {r.original[0]!r} {r.original[1]:.1%}")
     print(f"adversarial: {r.adversarial[0]!r} {r.adversarial[1]:.1%}  (max pixel change {r.linf * 255:.1f}/255)")
     goal = f"target {r.target!r} reached" if r.target is not None else "prediction changed"
@@ -203,12 +257,15 @@ def run_robustness(args: argparse.Namespace) -> int:
     from ..explain import ATTACKS, parse_eps_list, robustness_report
 
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    if not methods:
+        raise ConfigError("--method names no attack", hint=f"e.g. --method fgsm or --method {','.join(ATTACKS)}")
     for m in methods:
         if m not in ATTACKS:
             raise ConfigError(f"unknown attack {m!r}", hint=suggest(m, ATTACKS))
     eps = parse_eps_list(args.eps)
+    _output(args, args.run_dir)
     curves = robustness_report(args.run_dir, eps, methods, args.output, data=args.data, split=args.split,
-                               limit=args.limit, steps=args.steps)  # fmt: skip
+                               limit=args.limit, steps=args.steps, device=args.device)  # fmt: skip
     t = Table(title=f"Accuracy under attack ({curves[0].n} images)", header_style="bold")
     t.add_column("eps", justify="right")
     t.add_column("eps x 255", justify="right")

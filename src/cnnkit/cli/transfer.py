@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import float_in, int_in
 from .train import add_config_flags, given_overrides
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -78,13 +79,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"),
                    help="how a conv feature map becomes a vector (default: global average)")  # fmt: skip
     p.add_argument("--splits", default="train,val,test", help="which splits to extract (default: all three)")
-    p.add_argument("--pca", type=int, metavar="K", help="keep the first K principal components (fitted on train)")
-    p.add_argument("--pq", type=int, metavar="M", help="product-quantise into M sub-vectors (codebooks from train)")
-    p.add_argument("--pq-bits", type=int, default=8, metavar="B", help="bits per PQ code: 2**B centroids (default 8)")
+    p.add_argument("--pca", type=int_in(1, 100_000), metavar="K",
+                   help="keep the first K principal components (fitted on train)")  # fmt: skip
+    p.add_argument("--pq", type=int_in(1, 4096), metavar="M",
+                   help="product-quantise into M sub-vectors (codebooks from train)")  # fmt: skip
+    p.add_argument("--pq-bits", type=int_in(1, 16), default=8, metavar="B",
+                   help="bits per PQ code: 2**B centroids, 1-16 (default 8)")  # fmt: skip
     p.add_argument("--weights", metavar="FILE", help="weights for a MODEL name")
-    p.add_argument("--input-size", type=int, metavar="PX", help="image side for a MODEL name (default: the model's)")
+    p.add_argument("--input-size", type=int_in(1, 2048), metavar="PX",
+                   help="image side for a MODEL name (default: the model's)")  # fmt: skip
     p.add_argument("--list-layers", action="store_true", help="print the layer names and exit")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
     p.add_argument("--device", default="cpu", choices=DEVICES)
     p.add_argument("-o", "--output", default="features.npz", metavar="FILE", help="output .npz (default features.npz)")
     p.set_defaults(func=run_features)
@@ -94,8 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("features", metavar="FEATS.npz")
     p.add_argument("--classifier", default="svm", choices=("svm", "knn", "logreg"))
     p.add_argument("--fit-on", default="train", help="splits to fit on, e.g. train or train,val (default train)")
-    p.add_argument("--C", dest="c", type=float, default=1.0, help="SVM / logistic regression regularisation (default 1)")
-    p.add_argument("-k", type=int, default=5, help="k-NN neighbours (default 5)")
+    p.add_argument("--C", dest="c", type=float_in(0, 1e6, lo_open=True), default=1.0,
+                   help="SVM / logistic regression regularisation (default 1)")  # fmt: skip
+    p.add_argument("-k", type=int_in(1, 10_000), default=5, help="k-NN neighbours (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_fit_head)
 
@@ -110,16 +116,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_subset_flags(p)
     p.add_argument("--query", nargs="+", default=["test"], metavar="SPLIT|IMAGE",
                    help="'test' or 'val' split of the index data, or image files/folders (default test)")  # fmt: skip
-    p.add_argument("-k", type=int, default=10, help="neighbours per query (default 10)")
+    p.add_argument("-k", type=int_in(1, 10_000), default=10, help="neighbours per query (default 10)")
     p.add_argument("--model", metavar="RUN_DIR", help="trained run whose features to use")
     p.add_argument("--features", default="model", choices=("model", "pixels"), help="CNN features or raw pixels")
     p.add_argument("--layer", metavar="NAME", help="feature layer (default: the classifier's input)")
     p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"))
-    p.add_argument("--pca", type=int, metavar="K", help="reduce to K principal components (fitted on the index)")
-    p.add_argument("--pq", type=int, metavar="M", help="search product-quantisation codes with M sub-vectors")
-    p.add_argument("--pq-bits", type=int, default=8, metavar="B")
+    p.add_argument("--pca", type=int_in(1, 100_000), metavar="K",
+                   help="reduce to K principal components (fitted on the index)")  # fmt: skip
+    p.add_argument("--pq", type=int_in(1, 4096), metavar="M", help="search product-quantisation codes with M sub-vectors")
+    p.add_argument("--pq-bits", type=int_in(1, 16), default=8, metavar="B", help="bits per PQ code, 1-16 (default 8)")
     p.add_argument("--metric", default="cosine", choices=("cosine", "l2"))
-    p.add_argument("--show", type=int, default=8, help="queries drawn in the PNG/HTML (default 8)")
+    p.add_argument("--show", type=int_in(1, 1000), default=8, help="queries drawn in the PNG/HTML (default 8)")
     p.add_argument("-o", "--output", default="retrieval.png", metavar="FILE.png", help="PNG (and .html beside it)")
     p.add_argument("--device", default="cpu", choices=DEVICES)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -146,9 +153,12 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    from ..io import check_output_file
     from ..transfer import extract_features
-    from ..transfer.features import layer_names, resolve_source
+    from ..transfer.features import layer_names, npz_path, resolve_source
 
+    if not args.list_layers:  # checked before the (slow) extraction, at the name save() will write
+        check_output_file(npz_path(args.output), inputs=tuple(x for x in (args.weights,) if x))
     data = _subset_data(args, args.data, args.source)
     if args.list_layers:
         model, *_ = resolve_source(args.source, data, args.input_size, args.weights, args.device)
@@ -184,8 +194,18 @@ def run_fit_head(args: argparse.Namespace) -> int:
 
 
 def run_retrieve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..evaluate.predict import collect_images
+    from ..io import check_output_file
     from ..transfer import retrieve
 
+    # The PNG and the HTML beside it (named as retrieval._render names them), checked before any work;
+    # neither may be one of the query images.
+    png = Path(args.output) if Path(args.output).suffix.lower() == ".png" else Path(args.output).with_suffix(".png")
+    queries = [] if args.query[0] in ("test", "val", "train") else collect_images(args.query)
+    for out in (png, png.with_suffix(".html")):
+        check_output_file(out, inputs=tuple(queries))
     index = _subset_data(args, args.index, args.model)
     query = args.query[0] if len(args.query) == 1 and args.query[0] in ("test", "val", "train") else args.query
     r = retrieve(

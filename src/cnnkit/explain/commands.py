@@ -86,9 +86,9 @@ def explain_image(run_dir: str | Path, image: str | Path, method: str = "gradcam
 
 
 def show_filters(run_dir: str | Path, layer: str | None = None, output: str | Path = "filters.png",
-                 gabor: bool = False) -> tuple[Path, str, tuple[int, ...]]:
+                 gabor: bool = False, device: str = "cpu") -> tuple[Path, str, tuple[int, ...]]:
     """Grid of a convolution's kernels (default: the first), optionally beside Gabor filters."""
-    run, model = _load(run_dir)
+    run, model = _load(run_dir, device)
     name, w = layer_filters(model, layer)
     bank = gabor_bank(int(w.shape[-1])) if gabor else ()
     path = plot_filters(w, output, layer=name, gabor=bank)
@@ -96,25 +96,27 @@ def show_filters(run_dir: str | Path, layer: str | None = None, output: str | Pa
 
 
 def show_feature_maps(run_dir: str | Path, image: str | Path, layer: str, output: str | Path = "maps.png",
-                      max_maps: int = 32) -> tuple[Path, tuple[int, ...]]:
+                      max_maps: int = 32, device: str = "cpu") -> tuple[Path, tuple[int, ...]]:
     """The maps one layer computes for an image."""
-    from ._common import resolve_layer
+    from ._common import device_of, resolve_layer
 
-    run, model = _load(run_dir)
+    if max_maps < 1:
+        raise ConfigError(f"--max-maps must be >= 1, got {max_maps}")
+    run, model = _load(run_dir, device)
     c, h, w = _size(run)
     x = load_image(image, c, (h, w))
     name, mod = resolve_layer(model, layer)
-    maps = feature_maps(model, x, name)[0]
+    maps = feature_maps(model, x.to(device_of(model)), name)[0].cpu()
     path = plot_feature_maps(x[0], maps, f"{name} ({type(mod).__name__})", output, max_maps=max_maps)
     return path, tuple(maps.shape)
 
 
 def show_top_activations(run_dir: str | Path, layer: str, unit: int, output: str | Path = "top.png",
-                         data: str | None = None, split: str = "test", k: int = 9):
+                         data: str | None = None, split: str = "test", k: int = 9, device: str = "cpu"):
     """The ``k`` images of a split of the run's data that excite ``unit`` of ``layer`` most."""
     from ..evaluate.runner import run_data
 
-    run, model = _load(run_dir)
+    run, model = _load(run_dir, device)
     part = run_data(run, data).split(split)
     top = top_activations(model, part.images, layer, unit, k=k)
     imgs = to_pixels(part.images[top.index])
@@ -130,14 +132,17 @@ def show_top_activations(run_dir: str | Path, layer: str, unit: int, output: str
 
 
 def dream(run_dir: str | Path, classes: Sequence[int | str] | str = "all", output: str | Path = "dream.png",
-          steps: int = 150, lr: float = 0.05, l2: float = 0.1, seed: int = 0) -> list[ClassVisualisation]:
+          steps: int = 150, lr: float = 0.05, l2: float = 0.1, seed: int = 0,
+          device: str = "cpu") -> list[ClassVisualisation]:
     """Class model visualisations (Simonyan et al.) of ``classes`` (names/indices, or ``"all"``), in one grid."""
-    run, model = _load(run_dir)
+    run, model = _load(run_dir, device)
     n = len(run.classes)
     if classes == "all":
         idx = list(range(n))
     else:
-        items = classes.split(",") if isinstance(classes, str) else list(classes)
+        items = [c for c in classes.split(",") if c.strip()] if isinstance(classes, str) else list(classes)
+        if not items:
+            raise ConfigError("--class names no class", hint="e.g. --class 3, --class 3,7 or --class all")
         idx = [class_index(str(c).strip() if isinstance(c, str) else c, run.classes, n) for c in items]
     if len(idx) > 50:
         raise ConfigError(f"{len(idx)} classes would make an unreadable grid", hint="pass up to 50 with --class A,B,C")
@@ -155,20 +160,30 @@ class StyleTransferReport:
     size: tuple[int, int]
 
 
+def _image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file from its header, refusing missing files, non-images and decompression bombs.
+
+    Cheap (no pixel is decoded), so style transfer checks both images before building its network.
+    """
+    from ..data.images import BadImage, probe_image
+    from ..errors import DataError
+
+    if not Path(path).exists():
+        raise DataError(f"image {str(path)!r} does not exist")
+    if Path(path).is_dir():
+        raise DataError(f"image {str(path)!r} is a folder, not an image file", hint="pass one image file")
+    try:
+        _, size = probe_image(path)
+    except BadImage as e:
+        raise DataError(f"cannot read image {str(path)!r}: {e.reason}", hint="is it a valid image file?") from None
+    return size
+
+
 def _read_rgb(path: str | Path, channels: int) -> torch.Tensor:
     """An image file as ``1 x C x H x W`` in [0, 1] at its own size."""
-    from PIL import Image
-
     from ..evaluate.predict import read_image
 
-    try:
-        with Image.open(path) as im:
-            size = (im.height, im.width)
-    except FileNotFoundError:
-        raise ConfigError(f"image {str(path)!r} does not exist") from None
-    except OSError:
-        size = (1, 1)  # let read_image raise its usual DataError naming the file
-    return read_image(path, channels, size).float().div(255).unsqueeze(0)
+    return read_image(path, channels, _image_size(path)).float().div(255).unsqueeze(0)
 
 
 def style_transfer_files(content: str | Path, style: str | Path, model: str = "vgg11", weights: str | None = None,
@@ -182,6 +197,7 @@ def style_transfer_files(content: str | Path, style: str | Path, model: str = "v
     """
     from ..engine.device import select_device
 
+    _image_size(content), _image_size(style)  # a bad image fails before the network is built
     if Path(model).is_dir():
         if weights:
             raise ConfigError("--weights is for a model name; a run folder brings its own weights")
@@ -225,11 +241,13 @@ class FoolResult:
 
 def fool_image(run_dir: str | Path, image: str | Path, method: str = "fgsm", eps: float = 8 / 255,
                target: int | str | None = None, steps: int = 40, output: str | Path = "fool.png",
-               label: int | str | None = None) -> FoolResult:
+               label: int | str | None = None, device: str = "cpu") -> FoolResult:
     """A near-identical copy of ``image`` the model misclassifies (or classifies as ``target``)."""
-    run, model = _load(run_dir)
+    from ._common import device_of
+
+    run, model = _load(run_dir, device)
     c, h, w = _size(run)
-    x = load_image(image, c, (h, w))
+    x = load_image(image, c, (h, w)).to(device_of(model))
     n = len(run.classes)
     t = class_index(target, run.classes, n)
     y = class_index(label, run.classes, n)
@@ -239,19 +257,21 @@ def fool_image(run_dir: str | Path, image: str | Path, method: str = "fgsm", eps
     o = (run.classes[int(p0.argmax())], float(p0.max()))
     a = (run.classes[int(p1.argmax())], float(p1.max()))
     tname = run.classes[t] if t is not None else None
-    path = plot_adversarial(x[0], adv[0], o, a, method, eps, output, true_name=run.classes[y] if y is not None else None,
-                            target_name=tname)  # fmt: skip
+    path = plot_adversarial(x[0].cpu(), adv[0].cpu(), o, a, method, eps, output,
+                            true_name=run.classes[y] if y is not None else None, target_name=tname)  # fmt: skip
     return FoolResult(path, method, eps, o, a, tname, linf=float((adv - x).abs().max()))
 
 
 def robustness_report(run_dir: str | Path, eps: Sequence[float], method: str | Sequence[str] = "fgsm",
                       output: str | Path = "robustness.png", data: str | None = None, split: str = "test",
-                      limit: int | None = None, steps: int = 10) -> list[RobustnessCurve]:
+                      limit: int | None = None, steps: int = 10, device: str = "cpu") -> list[RobustnessCurve]:
     """Accuracy on the run's ``split`` under each attack ``method`` at every ``eps``; writes one plot."""
     from ..evaluate.runner import run_data
 
     methods = [method] if isinstance(method, str) else list(method)
-    run, model = _load(run_dir)
+    if not methods:
+        raise ConfigError("no attack method given", hint="e.g. fgsm or pgd")
+    run, model = _load(run_dir, device)
     part = run_data(run, data).split(split)
     images, labels = part.images, part.labels
     if limit is not None:

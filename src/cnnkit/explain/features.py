@@ -131,6 +131,8 @@ def top_activations(model: nn.Module, images: torch.Tensor, layer: str | nn.Modu
     """
     from ._common import to_pixels
 
+    if k < 1:
+        raise ConfigError(f"-k must be >= 1, got {k}")
     name, mod = resolve_layer(model, layer)
     if len(images) == 0:
         raise ConfigError("no images to search for top activations")

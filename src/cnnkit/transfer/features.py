@@ -63,9 +63,7 @@ class FeatureSet:
         """Write an ``.npz`` (plain arrays and JSON text: loads with ``allow_pickle=False``)."""
         from ..io import atomic_write
 
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        path = npz_path(path)
         arrays: dict[str, np.ndarray] = {
             "features": self.features.astype(np.float32), "labels": self.labels.astype(np.int64),
             "split": self.split.astype(str), "ids": self.ids.astype(str), "classes": np.array(self.classes, dtype=str),
@@ -85,20 +83,103 @@ class FeatureSet:
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSet:
+        """Read an ``.npz`` written by :meth:`save`, checking every array (never unpickling anything)."""
         p = Path(path)
+        hint = "write one with `cnnkit features ... -o FILE.npz`"
+        if p.is_dir():
+            raise DataError(f"feature file {str(p)!r} is a folder", hint=hint)
         if not p.is_file():
-            raise DataError(f"feature file {str(p)!r} does not exist", hint="write one with `cnnkit features ... -o FILE.npz`")
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read {str(p)!r} as a feature file: {e}") from e
+            raise DataError(f"feature file {str(p)!r} does not exist", hint=hint)
+        d = _read_npz(p, hint)
         missing = {"features", "labels", "split", "ids", "classes"} - set(d)
         if missing:
-            raise DataError(f"{str(p)!r} is not a cnnkit feature file (missing {', '.join(sorted(missing))})")
+            raise DataError(f"{str(p)!r} is not a cnnkit feature file (missing {', '.join(sorted(missing))})", hint=hint)
+        meta = _check_arrays(d, repr(str(p)))
         pq = {k: v for k, v in d.items() if k.startswith("pq_")} or None
         return cls(d["features"], d["labels"], d["split"], d["ids"], [str(c) for c in d["classes"]],
-                   json.loads(str(d["meta"])) if "meta" in d else {}, d.get("codes"), pq)  # fmt: skip
+                   meta, d.get("codes"), pq)  # fmt: skip
+
+
+def npz_path(path: str | Path) -> Path:
+    """Where :meth:`FeatureSet.save` writes ``path``: with ``.npz`` appended unless it already ends so."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    return path
+
+
+def _read_npz(p: Path, hint: str) -> dict[str, Any]:
+    """Every member of the ``.npz`` at ``p`` (``allow_pickle=False``), or a DataError saying what is wrong."""
+    try:
+        z = np.load(p, allow_pickle=False)
+    except ValueError as e:
+        # numpy's words for "neither .npz nor .npy" suggest unpickling it: that would run the file's code.
+        if "pickle" in str(e).lower():
+            raise DataError(f"{str(p)!r} is not an .npz feature file", hint=hint) from None
+        raise DataError(f"cannot read {str(p)!r} as a feature file: {e}", hint=hint) from None
+    except Exception as e:  # zipfile, zlib and the OS raise several types for a damaged archive
+        raise DataError(f"cannot read {str(p)!r} as a feature file ({type(e).__name__}: {e})", hint=hint) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
+        raise DataError(f"{str(p)!r} holds a single .npy array, not an .npz feature file", hint=hint)
+    d: dict[str, Any] = {}
+    with z:
+        for k in z.files:
+            try:
+                d[k] = z[k]
+            except ValueError as e:
+                if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
+                    raise DataError(f"{str(p)!r}: array {k!r} holds pickled Python objects, which cnnkit never loads",
+                                    hint=hint) from None  # fmt: skip
+                raise DataError(f"{str(p)!r}: array {k!r} is damaged ({e})", hint=hint) from None
+            except Exception as e:  # a corrupt member: bad CRC, truncated deflate stream, ...
+                raise DataError(f"{str(p)!r}: array {k!r} is damaged ({type(e).__name__}: {e})", hint=hint) from None
+    return d
+
+
+def _check_arrays(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check the arrays of a feature file agree with each other; return its metadata.
+
+    A hand-edited or foreign ``.npz`` fails here with the array and the problem named, instead of deep
+    inside scikit-learn (or, worse, fitting on misaligned labels).
+    """
+    def bad(msg: str) -> DataError:
+        return DataError(f"{where}: {msg}", hint="re-extract it with `cnnkit features`")
+
+    for k, v in d.items():
+        if not isinstance(v, np.ndarray):  # a zip member that is not an .npy array comes back as bytes
+            raise bad(f"member {k!r} is not a NumPy array")
+    x, y, split, ids, classes = (d[k] for k in ("features", "labels", "split", "ids", "classes"))
+    if x.ndim != 2 or x.shape[1] < 1 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise bad(f"'features' must be a 2-D numeric array (N x D), got {x.ndim}-D {x.dtype}")
+    if not np.isfinite(x).all():
+        raise bad("'features' holds NaN or infinite values")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise bad(f"'labels' must be a 1-D integer array, got {y.ndim}-D {y.dtype}")
+    for name, a in (("split", split), ("ids", ids), ("classes", classes)):
+        if a.ndim != 1 or a.dtype.kind not in "US":
+            raise bad(f"{name!r} must be a 1-D array of strings, got {a.ndim}-D {a.dtype}")
+    lengths = {"features": len(x), "labels": len(y), "split": len(split), "ids": len(ids)}
+    if len(set(lengths.values())) != 1:
+        raise bad("arrays disagree in length: " + ", ".join(f"{k} {v}" for k, v in lengths.items()))
+    if len(classes) < 1:
+        raise bad("'classes' is empty")
+    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+        raise bad(f"labels run from {y.min()} to {y.max()} but there are {len(classes)} classes")
+    unknown = set(split.astype(str).tolist()) - set(SPLITS)
+    if unknown:
+        raise bad(f"unknown split name(s) {', '.join(sorted(unknown))} (expected train, val, test)")
+    codes = d.get("codes")
+    if codes is not None and (codes.ndim != 2 or len(codes) != len(x) or not np.issubdtype(codes.dtype, np.integer)):
+        raise bad(f"'codes' must be an integer array with one row per vector, got shape {codes.shape} {codes.dtype}")
+    if "meta" not in d:
+        return {}
+    try:
+        meta = json.loads(str(d["meta"]))
+    except (json.JSONDecodeError, UnicodeError) as e:
+        raise bad(f"'meta' is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise bad("'meta' is not a JSON object")
+    return meta
 
 
 class _Stop(Exception):

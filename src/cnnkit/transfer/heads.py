@@ -7,6 +7,7 @@ Hyper-parameters are fixed defaults, never tuned on the test rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .features import FeatureSet
+from .features import SPLITS, FeatureSet
 
 CLASSIFIERS = ("svm", "knn", "logreg")
 
@@ -75,11 +76,14 @@ def fit_head(
     ``features`` is a :class:`FeatureSet` or an ``.npz`` written by ``cnnkit features``. Splits with no
     rows are skipped. For k-NN, ``k`` is capped at the number of training rows.
     """
-    fs = features if isinstance(features, FeatureSet) else FeatureSet.load(features)
-    if c <= 0:
-        raise ConfigError(f"--C must be > 0, got {c:g}")
+    if not (c > 0 and math.isfinite(c)):
+        raise ConfigError(f"--C must be a positive finite number, got {c:g}")
     if k < 1:
         raise ConfigError(f"-k must be >= 1, got {k}")
+    bad = [s for s in (*fit_on, *evaluate_on) if s not in SPLITS]
+    if bad or not fit_on:
+        raise ConfigError(f"unknown split {bad[0] if bad else '(none)'!r} in --fit-on", hint="use train, val and/or test")
+    fs = features if isinstance(features, FeatureSet) else FeatureSet.load(features)
     x, y = fs.part(*fit_on)
     if len(x) == 0:
         raise DataError(f"no rows of split {', '.join(fit_on)} in the feature file",
@@ -88,7 +92,9 @@ def fit_head(
         raise DataError("the training rows hold a single class: nothing to classify")
     head = make_head(classifier, c, min(k, len(x)), seed).fit(x, y)
     result = HeadResult(classifier, list(fit_on), int(len(x)), model=head)
-    for s in evaluate_on:
+    # A split the head was fitted on says nothing about accuracy: scoring it would report e.g. a
+    # "100% test accuracy" for --fit-on test.
+    for s in (s for s in evaluate_on if s not in fit_on):
         xs, ys = fs.part(s)
         if len(xs):
             result.accuracy[s] = float((head.predict(xs) == ys).mean())
