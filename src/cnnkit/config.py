@@ -133,7 +133,13 @@ class TrainConfig:
             if key not in known:
                 raise ConfigError(f"{source}: unknown key {k!r}", hint=suggest(key, known))
             kw[key] = _coerce(known[key], v, source)
-        return cls(**kw).validate()
+        try:
+            return cls(**kw).validate()
+        except ConfigError as e:
+            if source == "config":  # flags and API keywords: the message already names the option
+                raise
+            # A file's value (a run's config.yaml, a --config recipe): say which file holds it.
+            raise ConfigError(f"{source}: {e.message}", hint=e.hint) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:

@@ -73,7 +73,7 @@ def check_output_file(path: str | Path, option: str = "-o/--output", inputs: tup
         raise ConfigError(f"{option} is empty", hint="give a file name, e.g. -o out.png")
     if p.is_dir():
         raise ConfigError(f"{option} {str(path)!r} is a folder", hint="give a file name inside it, e.g. "
-                          f"{str(p / 'out.png')!r}")  # fmt: skip
+                          f"{str(p / ('out' + (p.suffix or '.png')))!r}")  # fmt: skip
     for src in inputs:
         try:
             same = p.exists() and Path(src).exists() and os.path.samefile(p, src)

@@ -33,6 +33,20 @@ class Case:
     extra: dict = field(default_factory=dict)
 
 
+def write(rel: str, data: str | bytes) -> Callable[[Path], None]:
+    """A ``Case.setup`` that writes ``data`` to ``rel`` inside the case folder (parents made)."""
+
+    def setup(folder: Path) -> None:
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            p.write_bytes(data)
+        else:
+            p.write_text(data)
+
+    return setup
+
+
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     """Every file under ``root`` with its size and content hash (folders as size -1)."""
     out: dict[str, tuple[int, str]] = {}

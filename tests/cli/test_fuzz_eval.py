@@ -21,26 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cnnkit_fuzz import Case, run_case
+from cnnkit_fuzz import Case, run_case, write
 
 Setup = Callable[[Path], None]
 
 
 # -- setup helpers: each returns a function of the case folder ------------------------------------
-def write(rel: str, data: str | bytes) -> Setup:
-    """Replace (or create) ``rel`` with ``data``."""
-
-    def setup(folder: Path) -> None:
-        p = folder / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, bytes):
-            p.write_bytes(data)
-        else:
-            p.write_text(data)
-
-    return setup
-
-
 def edit_json(rel: str, change: Callable[[Any], Any]) -> Setup:
     """Load ``rel`` as JSON, apply ``change`` (which returns the new content), write it back."""
 

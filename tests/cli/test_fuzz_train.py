@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cnnkit_fuzz import Case, run_case
+from cnnkit_fuzz import Case, run_case, write
 from PIL import Image
 
 
@@ -27,20 +27,6 @@ def _private_dirs(tmp_path_factory, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- setup helpers
-def write(rel: str, data: str | bytes) -> Callable[[Path], None]:
-    """Setup: write ``data`` to ``rel`` inside the case folder (parents made)."""
-
-    def setup(folder: Path) -> None:
-        p = folder / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, bytes):
-            p.write_bytes(data)
-        else:
-            p.write_text(data)
-
-    return setup
-
-
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
         for s in setups:

@@ -23,14 +23,7 @@ from cnnkit.engine.losses import build_loss
 from cnnkit.engine.optim import LRSchedule, build_optimizer
 from cnnkit.errors import ConfigError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the linear model is tiny, and the machine is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------ what a user writes, outside cnnkit

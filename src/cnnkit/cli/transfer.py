@@ -16,8 +16,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 def _add_subset_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", metavar="A,B,...", help="keep only these classes (names, or indices), relabelled 0..K-1")
-    p.add_argument("--per-class", type=int, metavar="N", help="keep N training images per class (a seeded draw)")
-    p.add_argument("--val-per-class", type=int, metavar="N", help="keep N validation images per class (0: none)")
+    p.add_argument("--per-class", type=int_in(1, 10**9), metavar="N", help="keep N training images per class (a seeded draw)")
+    p.add_argument("--val-per-class", type=int_in(0, 10**9), metavar="N", help="keep N validation images per class (0: none)")
 
 
 def _subset_data(args: argparse.Namespace, data: str | None, run_dir: str | None = None) -> str | None:

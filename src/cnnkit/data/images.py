@@ -116,6 +116,8 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.
 
     if not Path(path).exists():
         raise DataError(f"image {str(path)!r} does not exist")
+    if Path(path).is_dir():
+        raise DataError(f"{str(path)!r} is a folder, not an image file", hint="pass an image file")
     try:
         arr, _ = decode_array(path, channels, size)
     except BadImage as e:
