@@ -9,8 +9,6 @@
 * **No source file over 450 lines**, except ``classic/reference.py`` (the NumPy reference layers, one
   place for all the lecture's layer maths).
 
-The file-length rule has two tests: the goal (``xfail`` while known offenders remain, listed in
-``KNOWN_LONG``) and a guard that fails at once on any *new* long file.
 """
 
 from __future__ import annotations
@@ -19,18 +17,10 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "cnnkit"
 MAX_LINES = 450
 LONG_ALLOWED = {"classic/reference.py"}  # the NumPy reference layers
-
-# Files still over MAX_LINES that this layout work was not allowed to edit (to be split by their owners).
-KNOWN_LONG = {
-    "classic/filters.py": "634 lines when this test was written",
-}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -191,14 +181,6 @@ def _long_files() -> dict[str, int]:
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="still over the limit (not editable in this change): "
-                   + ", ".join(KNOWN_LONG))  # fmt: skip
 def test_no_source_file_over_450_lines():
     long = _long_files()
     assert not long, f"over {MAX_LINES} lines: {long}"
-
-
-def test_no_new_file_over_450_lines():
-    long = _long_files()
-    new = {f: n for f, n in long.items() if f not in KNOWN_LONG}
-    assert not new, f"over {MAX_LINES} lines (split at a seam): {new}"

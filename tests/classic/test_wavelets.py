@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnkit.classic.filters import haar2d, ihaar2d, wavelet_denoise
+from cnnkit.classic.wavelets import haar2d, ihaar2d, wavelet_denoise
 from cnnkit.errors import ConfigError, DataError
 
 

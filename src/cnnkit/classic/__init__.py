@@ -4,6 +4,7 @@ with scikit-learn baselines, and NumPy reference implementations of the CNN laye
 Importing this package is cheap: scikit-image, scikit-learn and matplotlib load on first use.
 """
 
+from .bank import edge_magnitude, filter_bank, save_filter_bank  # noqa: F401
 from .datasets import ClassicSplit, load_classic_dataset, read_image
 from .descriptors import (
     CLASSIFIERS,
@@ -25,24 +26,18 @@ from .filters import (
     boxcar,
     convolve,
     correlate,
-    edge_magnitude,
-    filter_bank,
     gabor,
     gaussian,
     get_kernel,
-    haar2d,
     identity,
-    ihaar2d,
     laplacian,
     oriented_gaussian,
     prewitt_x,
     prewitt_y,
-    save_filter_bank,
     separate,
     sharpen,
     sobel_x,
     sobel_y,
-    wavelet_denoise,
 )
 from .reference import (
     ELU,
@@ -68,6 +63,7 @@ from .reference import (
     relative_error,
     train_numpy_cnn,
 )
+from .wavelets import HaarCoeffs, haar2d, ihaar2d, wavelet_denoise  # noqa: F401
 
 __all__ = [
     "BOUNDARY_TO_NUMPY",

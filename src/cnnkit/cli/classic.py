@@ -108,8 +108,9 @@ def _params(items: list[str]) -> dict[str, Any]:
 
 
 def run_filter(args: argparse.Namespace) -> int:
+    from ..classic.bank import save_image
     from ..classic.datasets import read_image
-    from ..classic.filters import convolve, correlate, get_kernel, save_image
+    from ..classic.filters import convolve, correlate, get_kernel
     from ..io import check_output_file
 
     kernel = get_kernel(args.kernel, **_params(args.param))  # validate before reading the image
@@ -126,8 +127,9 @@ def run_filter(args: argparse.Namespace) -> int:
 
 
 def run_filter_bank(args: argparse.Namespace) -> int:
+    from ..classic.bank import save_filter_bank
     from ..classic.datasets import read_image
-    from ..classic.filters import BOUNDARY_TO_NUMPY, save_filter_bank
+    from ..classic.filters import BOUNDARY_TO_NUMPY
     from ..errors import suggest
     from ..io import check_output_file
 
