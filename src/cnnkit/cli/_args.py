@@ -50,3 +50,11 @@ def _bounds(v: float, lo: float | None, hi: float | None) -> None:
         raise argparse.ArgumentTypeError(f"must be >= {lo:g}, got {v:g}")
     if hi is not None and v > hi:
         raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {v:g}")
+
+
+def add_device(p: argparse.ArgumentParser, what: str = "the network runs") -> None:
+    """The one ``--device`` option of every command that runs a network: same choices, default ``auto``."""
+    from ..config import DEVICES
+
+    p.add_argument("--device", default="auto", choices=DEVICES,
+                   help=f"where {what}: auto (CUDA, then Apple MPS, else the CPU), cpu, cuda or mps (default auto)")  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import add_device
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", default=[],
                    help="more runs whose probabilities are averaged with RUN_DIR's (same classes)")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="skip report.html")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run)
 

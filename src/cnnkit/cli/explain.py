@@ -10,9 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._args import float_in, int_in
+from ._args import add_device, float_in, int_in
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 SEEDS = int_in(0, 2**32 - 1)  # torch.manual_seed's range; a negative seed is a typo, not a choice
 
 
@@ -20,11 +19,6 @@ def _out(p: argparse.ArgumentParser, default: str) -> None:
     # default None: run_* fill it in, so "the default output" can be named when it clashes with an input.
     p.add_argument("-o", "--output", default=None, help=f"PNG to write (default {default})")
     p.set_defaults(default_output=default)
-
-
-def _device(p: argparse.ArgumentParser) -> None:
-    """Every command that runs a network takes the same --device (it used to be only some of them)."""
-    p.add_argument("--device", default="cpu", choices=DEVICES, help="where the network runs (default cpu)")
 
 
 def _output(args: argparse.Namespace, *inputs: str | Path) -> Path:
@@ -62,7 +56,7 @@ def register(sub: Any) -> None:
     p.add_argument("--method", default="gradcam", choices=METHODS, help="attribution method (default gradcam)")
     p.add_argument("--target", metavar="CLASS", help="class to explain, by name or index (default: the prediction)")
     p.add_argument("--layer", metavar="NAME", help="Grad-CAM layer (default: the last Conv2d)")
-    _device(p)
+    add_device(p)
     _out(p, "explain.png")
     p.set_defaults(func=run_explain)
 
@@ -72,7 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--layer", metavar="NAME", help="convolution to show (default: the first Conv2d)")
     p.add_argument("--gabor", action="store_true", help="show Gabor filters beside the learnt ones")
-    _device(p)
+    add_device(p)
     _out(p, "filters.png")
     p.set_defaults(func=run_filters)
 
@@ -81,7 +75,7 @@ def register(sub: Any) -> None:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", metavar="NAME", required=True, help="layer name, e.g. features.0")
     p.add_argument("--max-maps", type=int_in(1, 1024), default=32, help="show at most this many maps (default 32)")
-    _device(p)
+    add_device(p)
     _out(p, "maps.png")
     p.set_defaults(func=run_feature_maps)
 
@@ -96,7 +90,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data", help="search another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("-k", type=int_in(1, 1000), default=9, help="how many images (default 9)")
-    _device(p)
+    add_device(p)
     _out(p, "top.png")
     p.set_defaults(func=run_top_activations)
 
@@ -110,7 +104,7 @@ def register(sub: Any) -> None:
     p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.05)
     p.add_argument("--l2", type=float_in(0, 1e6), default=0.1, help="L2 penalty on the image (default 0.1)")
     p.add_argument("--seed", type=SEEDS, default=0)
-    _device(p)
+    add_device(p)
     _out(p, "dream.png")
     p.set_defaults(func=run_dream)
 
@@ -130,7 +124,7 @@ def register(sub: Any) -> None:
     p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.02, help="Adam step in pixel units (default 0.02)")
     p.add_argument("--style-weight", type=float_in(0, 1e9, lo_open=True), default=10.0)
     p.add_argument("--seed", type=SEEDS, default=0)
-    _device(p)
+    add_device(p)
     _out(p, "style.png")
     p.set_defaults(func=run_style)
 
@@ -142,7 +136,7 @@ def register(sub: Any) -> None:
     p.add_argument("--target", metavar="CLASS", help="make the model predict this class (targeted attack)")
     p.add_argument("--label", metavar="CLASS", help="the image's true class (default: the model's prediction)")
     p.add_argument("--steps", type=int_in(1, 10_000), default=40, help="PGD iterations (default 40)")
-    _device(p)
+    add_device(p)
     _out(p, "fool.png")
     p.set_defaults(func=run_fool)
 
@@ -154,7 +148,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data", help="attack another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("--limit", type=int_in(1, 10**9), help="use only the first N images")
-    _device(p)
+    add_device(p)
     _out(p, "robustness.png")
     p.set_defaults(func=run_robustness)
 

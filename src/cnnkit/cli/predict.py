@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ._args import int_in
+from ._args import add_device, int_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="print CSV: path, class_1, prob_1, ..., error")
-    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    add_device(p)
     p.set_defaults(func=run)
 
 

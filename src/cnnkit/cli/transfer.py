@@ -8,10 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._args import float_in, int_in
+from ._args import add_device, float_in, int_in
 from .train import add_config_flags, given_overrides
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _add_subset_flags(p: argparse.ArgumentParser) -> None:
@@ -90,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image side for a MODEL name (default: the model's)")  # fmt: skip
     p.add_argument("--list-layers", action="store_true", help="print the layer names and exit")
     p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
-    p.add_argument("--device", default="cpu", choices=DEVICES)
+    add_device(p)
     p.add_argument("-o", "--output", default="features.npz", metavar="FILE", help="output .npz (default features.npz)")
     p.set_defaults(func=run_features)
 
@@ -128,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", default="cosine", choices=("cosine", "l2"))
     p.add_argument("--show", type=int_in(1, 1000), default=8, help="queries drawn in the PNG/HTML (default 8)")
     p.add_argument("-o", "--output", default="retrieval.png", metavar="FILE.png", help="PNG (and .html beside it)")
-    p.add_argument("--device", default="cpu", choices=DEVICES)
+    add_device(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_retrieve)
 
