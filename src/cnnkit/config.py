@@ -236,6 +236,15 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+def config_mapping(config: TrainConfig | dict[str, Any] | str | Path | None) -> dict[str, Any]:
+    """Options given as a :class:`TrainConfig`, a mapping or a YAML file, as a plain dict (train, finetune)."""
+    if isinstance(config, TrainConfig):
+        return config.to_dict()
+    if isinstance(config, (str, Path)):
+        return load_yaml(config)
+    return dict(config or {})
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a one-line error naming the file when it is missing or malformed."""
     p = Path(path)

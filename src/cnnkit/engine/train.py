@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..config import TrainConfig, as_flags, optimizer_and_lr
+from ..config import TrainConfig, as_flags, config_mapping, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from ..io import atomic_write_json, check_output_dir, remove_stale_temps
@@ -195,15 +195,7 @@ def train(
         cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run.config))
         recipe_used: dict[str, Any] = {}
     else:
-        if isinstance(config, TrainConfig):
-            base = config.to_dict()
-        elif isinstance(config, (str, Path)):
-            from ..config import load_yaml
-
-            base = load_yaml(config)
-        else:
-            base = dict(config or {})
-        raw = TrainConfig.from_dict({**base, **overrides})
+        raw = TrainConfig.from_dict({**config_mapping(config), **overrides})
         cfg = resolve_config(raw)
         recipe_used = {k: v for k, v in recipe_of(cfg.model).items() if getattr(raw, k) is None and getattr(cfg, k) == v}
         run = RunDir(Path(cfg.runs_dir) / cfg.name)

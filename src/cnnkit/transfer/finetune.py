@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import TrainConfig, config_mapping
 from ..data import DatasetSplits, dataset_entry
 from ..engine import TrainResult, train
 from ..engine.callbacks import Callback
@@ -338,15 +338,7 @@ def finetune(
             "fine-tuning needs exactly one source of weights" + (f", got {' and '.join(given)}" if given else ""),
             hint="pass --from RUN_DIR, --weights FILE or --pretrained",
         )
-    if isinstance(config, TrainConfig):
-        base = config.to_dict()
-    elif isinstance(config, (str, Path)):
-        from ..config import load_yaml
-
-        base = load_yaml(config)
-    else:
-        base = dict(config or {})
-    base.update(overrides)
+    base = {**config_mapping(config), **overrides}
     if from_run is not None:
         _, meta = read_weights(_run_weights(from_run))
         base.setdefault("model", meta.model)
