@@ -17,7 +17,7 @@ class RunLock:
     """
 
     def __init__(self, run_path: str | Path) -> None:
-        p = Path(run_path)
+        p = Path(os.path.abspath(run_path))  # `--resume .` inside the run folder locks that folder by name
         self.path = p.parent / f".{p.name}.lock"
         self._fd: int | None = None
         self._made: list[Path] = []  # folders made only to hold the lock, deepest first
