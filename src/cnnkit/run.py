@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -65,19 +65,7 @@ class WeightsMeta:
     def from_dict(cls, d: dict[str, Any], where: str) -> WeightsMeta:
         if d.get("format") != WEIGHTS_FORMAT:
             raise CheckpointError(f"{where}: not a cnnkit weights sidecar (format {d.get('format')!r})")
-        keys = set(cls.__dataclass_fields__)
-        required = [k for k, f in cls.__dataclass_fields__.items()
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
-        missing = [k for k in required if k not in d]
-        if missing:
-            raise CheckpointError(f"{where}: incomplete sidecar (no {', '.join(missing)})",
-                                  hint="restore the file from the run folder it came from")  # fmt: skip
-        meta = cls(**{k: v for k, v in d.items() if k in keys})
-        problem = meta._problem()
-        if problem:
-            raise CheckpointError(f"{where}: damaged sidecar: {problem}",
-                                  hint="restore the file from the run folder it came from")  # fmt: skip
-        return meta
+        return record_from_dict(cls, d, where, "sidecar", "restore the file from the run folder it came from")
 
     def _problem(self) -> str | None:
         """What is wrong with the values (a hand-edited or damaged sidecar), or None."""
@@ -101,6 +89,27 @@ class WeightsMeta:
         if not nums(self.mean, c) or not nums(self.std, c) or not all(x > 0 for x in self.std):
             return f"'mean' and 'std' must hold {c} numbers each (std > 0)"
         return None
+
+
+R = TypeVar("R")
+
+
+def record_from_dict(cls: type[R], d: dict[str, Any], where: str, what: str, hint: str) -> R:
+    """A dataclass record read from JSON (weights sidecar, fine-tune record), checked before use.
+
+    Required keys must be present, and the record's own ``_problem()`` must find nothing wrong with
+    the values (types, lengths, ranges): a hand-edited file fails here, naming the file, not later.
+    """
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    missing = [k for k, f in fields.items() if k not in d
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
+    if missing:
+        raise CheckpointError(f"{where}: incomplete {what} (no {', '.join(missing)})", hint=hint)
+    record = cls(**{k: v for k, v in d.items() if k in fields})
+    problem = record._problem()  # type: ignore[attr-defined]
+    if problem:
+        raise CheckpointError(f"{where}: damaged {what}: {problem}", hint=hint)
+    return record
 
 
 def save_weights(model: nn.Module, path: str | Path, meta: WeightsMeta) -> None:

@@ -77,23 +77,15 @@ class FinetuneOptions:
         if not p.is_file():
             raise CheckpointError(f"{str(run_dir)!r} has no {FINETUNE_FILE}: it is not a fine-tune run",
                                   hint="continue an ordinary run with `cnnkit train --resume`")  # fmt: skip
-        from ..run import read_json
+        from ..run import read_json, record_from_dict
 
         d = read_json(p, "fine-tune record")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             got = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise CheckpointError(f"{str(p)!r} is not a cnnkit fine-tune record (format {got!r})",
                                   hint="restore it from a copy; it records how the fine-tune run was set up")  # fmt: skip
-        try:
-            opts = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-        except TypeError as e:  # required fields missing
-            raise CheckpointError(f"{str(p)!r} is damaged (incomplete fine-tune record: {e})",
-                                  hint="restore it from a copy; it records how the fine-tune run was set up") from None
-        problem = opts._problem()
-        if problem:
-            raise CheckpointError(f"{str(p)!r} is damaged ({problem})",
-                                  hint="restore it from a copy; it records how the fine-tune run was set up")  # fmt: skip
-        return opts
+        return record_from_dict(cls, d, str(p), "fine-tune record",
+                                "restore it from a copy; it records how the fine-tune run was set up")
 
     def _problem(self) -> str | None:
         """What is wrong with a read record's values (hand-edited or damaged), or None."""
