@@ -408,8 +408,14 @@ CASES: list[Case] = [
     Case("ft-resume-record-bad-kind", ["finetune", "--resume", "{run}"],
          write("run/finetune.json", json.dumps({"format": "cnnkit-finetune/1", "source_kind": "magic", "source": "x",
                                                 "description": "x"})), expect="finetune.json"),  # fmt: skip
+    # A fine-tune run made before runs recorded their command (no resume.json): finetune.json tells.
     Case("train-resume-finetune-run", ["train", "--resume", "{run}"],
-         write("run/finetune.json", json.dumps({"format": "cnnkit-finetune/1"})), expect="finetune --resume"),  # fmt: skip
+         both(edit_run("resume.json", lambda p: p.unlink()),
+              write("run/finetune.json", json.dumps({"format": "cnnkit-finetune/1"}))),
+         expect="finetune --resume"),  # fmt: skip
+    Case("train-resume-run-recorded-as-finetune", ["train", "--resume", "{run}"],
+         write("run/resume.json", json.dumps({"format": "cnnkit-resume/1", "command": "finetune"})),
+         expect="finetune --resume"),  # fmt: skip
     # ---- show-batch
     Case("sb-dataset-unknown", [*SB, "digitz"], expect="did you mean"),
     Case("sb-n-zero", [*SB, "--n", "0"], expect="--n"),

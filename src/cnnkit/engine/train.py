@@ -68,17 +68,23 @@ class TrainResult:
 def register_run_file(name: str, command: str) -> None:
     """Declare that a run folder holding file ``name`` is continued by ``cnnkit COMMAND --resume``.
 
-    For runs made before :func:`train` recorded its ``command`` in ``resume.json``; such a file,
-    when present, also wins over the record.
+    Only for runs made before :func:`train` recorded its ``command`` in ``resume.json``: the record,
+    when present, is the answer.
     """
     _RUN_FILES[name] = command
 
 
 def resume_command(run: RunDir) -> str:
-    """The command that continues ``run``: a registered run file's, else ``resume.json``'s, else ``train``."""
-    for name, command in _RUN_FILES.items():
-        if (run.path / name).is_file():
-            return command
+    """The command that continues ``run``: ``resume.json``'s, else a registered run file's, else ``train``."""
+    p = run.path / RESUME_FILE
+    if not p.is_file():
+        return next((c for name, c in _RUN_FILES.items() if (run.path / name).is_file()), "train")
+    d = read_json(p, "resume record")
+    command = d.get("command") if isinstance(d, dict) else None
+    if not isinstance(command, str) or not command or not all(c.isalnum() or c in "-_" for c in command):
+        raise CheckpointError(f"resume record {str(p)!r} is damaged (no command name)",
+                              hint='restore it, or write {"command": "train"} into it')  # fmt: skip
+    return command
     p = run.path / RESUME_FILE
     if not p.is_file():
         return "train"
