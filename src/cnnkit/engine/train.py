@@ -85,15 +85,6 @@ def resume_command(run: RunDir) -> str:
         raise CheckpointError(f"resume record {str(p)!r} is damaged (no command name)",
                               hint='restore it, or write {"command": "train"} into it')  # fmt: skip
     return command
-    p = run.path / RESUME_FILE
-    if not p.is_file():
-        return "train"
-    d = read_json(p, "resume record")
-    command = d.get("command") if isinstance(d, dict) else None
-    if not isinstance(command, str) or not command or not all(c.isalnum() or c in "-_" for c in command):
-        raise CheckpointError(f"resume record {str(p)!r} is damaged (no command name)",
-                              hint='restore it, or write {"command": "train"} into it')  # fmt: skip
-    return command
 
 
 def recipe_of(model: str) -> dict[str, Any]:
