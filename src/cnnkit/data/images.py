@@ -84,7 +84,7 @@ def decode_array(path: str | Path, channels: int | None, size: tuple[int, int] |
     ``channels`` 1 or 3 (``None``: 1 for grey sources, 3 otherwise); ``size`` ``(H, W)`` or ``None``
     (native size). Raises :class:`BadImage` with the reason when the file cannot be used.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     p = str(path)
     try:
@@ -93,21 +93,30 @@ def decode_array(path: str | Path, channels: int | None, size: tuple[int, int] |
             im.load()  # decodes everything now: truncated data raises here
             if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation tag
                 ImageOps.exif_transpose(im, in_place=True)
-            if im.mode in _WIDE_MODES:  # 16-bit/float: stretch to 0..255 (as predict does)
-                a = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.clip(a / max(a.max(), 1) * 255, 0, 255).astype(np.uint8))
-            c = channels or (1 if gray else 3)
-            mode = "L" if c == 1 else "RGB"
-            if im.mode != mode:
-                im = im.convert(mode)
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = _pil_to_array(im, channels, size)
     except BadImage:
         raise
     except Exception as e:  # PIL plugins raise many types for damaged files
         raise BadImage(_reason(e, p)) from None
-    return (arr[:, :, None] if arr.ndim == 2 else arr), gray
+    return arr, gray
+
+
+def _pil_to_array(im, channels: int | None, size: tuple[int, int] | None) -> np.ndarray:
+    """A decoded PIL image as uint8 ``H x W x C``: the one conversion every image goes through."""
+    from PIL import Image
+
+    gray = im.mode in GRAY_MODES
+    if im.mode in _WIDE_MODES:  # 16-bit/float: stretch to 0..255 (as predict does)
+        a = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.clip(a / max(a.max(), 1) * 255, 0, 255).astype(np.uint8))
+    c = channels or (1 if gray else 3)
+    mode = "L" if c == 1 else "RGB"
+    if im.mode != mode:
+        im = im.convert(mode)
+    if size is not None and im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
 
 
 def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
@@ -123,6 +132,67 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.
     except BadImage as e:
         raise DataError(f"cannot read image {str(path)!r}: {e.reason}", hint="is it a valid image file?") from None
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+
+
+def _array_to_pil(a: np.ndarray, what: str):
+    """An ``H x W`` or ``H x W x C`` array (uint8 0..255, or float 0..1 / 0..255) as a PIL image."""
+    from PIL import Image
+
+    from ..errors import DataError
+
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or min(a.shape[:2]) < 1:
+        raise DataError(f"{what} has shape {tuple(a.shape)}, which is not an image",
+                        hint="pass H x W (grey) or H x W x 3 (RGB) for arrays, C x H x W for tensors")  # fmt: skip
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise DataError(f"{what} has dtype {a.dtype}, not pixel values", hint="pass uint8 or float pixels")
+        f = a.astype(np.float64)
+        if not np.isfinite(f).all():
+            raise DataError(f"{what} holds NaN or infinite values", hint="pass finite pixel values")
+        if f.min() < 0:
+            raise DataError(f"{what} has negative values: it looks normalised already",
+                            hint="pass raw pixels (0..1 floats or 0..255); cnnkit normalises them itself")  # fmt: skip
+        # Floats up to 1 are 0..1 images (torchvision's convention); anything larger is 0..255.
+        scale = 255.0 if np.issubdtype(a.dtype, np.floating) and f.max() <= 1.0 else 1.0
+        a = np.clip(np.rint(f * scale), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def to_image_tensor(image, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """Any image a user holds as uint8 ``C x H x W`` at the model's size, by the same path as files.
+
+    ``image``: a file path, a PIL image, a NumPy array (``H x W`` or ``H x W x C``) or a tensor
+    (``C x H x W`` or ``H x W``). Floats are read as 0..1 when their maximum is at most 1, else as
+    0..255. Raises :class:`~cnnkit.errors.DataError` for anything else.
+    """
+    from PIL import Image, ImageOps
+
+    from ..errors import DataError
+
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image, channels, size)
+    if isinstance(image, Image.Image):
+        im = ImageOps.exif_transpose(image) if image.getexif().get(0x0112, 1) != 1 else image
+    elif isinstance(image, np.ndarray):
+        im = _array_to_pil(image, "the NumPy array")
+    elif isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim == 3:
+            if t.shape[0] not in (1, 3, 4):
+                raise DataError(f"the tensor has shape {tuple(t.shape)}; expected C x H x W with C 1 or 3",
+                                hint="permute an H x W x C tensor with .permute(2, 0, 1)")  # fmt: skip
+            t = t.permute(1, 2, 0)
+        im = _array_to_pil(t.numpy(), "the tensor")
+    else:
+        raise DataError(f"cannot use an object of type {type(image).__name__} as an image",
+                        hint="pass a file path, a PIL image, a NumPy array or a tensor")  # fmt: skip
+    return torch.from_numpy(_pil_to_array(im, channels, size).transpose(2, 0, 1).copy())
 
 
 def probe_image(path: str | Path) -> tuple[str, tuple[int, int]]:

@@ -1,8 +1,9 @@
 """Evaluation: metrics, prediction (TTA, ensembles), reports, plots and run comparison."""
 
+from ..data.images import read_image
 from .compare import compare_runs
 from .complexity import count_macs, layer_table, model_cost
-from .predict import Prediction, collect_images, predict_files, read_image
+from .predict import Prediction, collect_images, predict_files, predict_images
 from .runner import evaluate_run, predict_logits, run_data
 from .tta import ensemble_probs, predict_probs, tta_views
 
@@ -16,6 +17,7 @@ __all__ = [
     "layer_table",
     "model_cost",
     "predict_files",
+    "predict_images",
     "predict_logits",
     "predict_probs",
     "read_image",
