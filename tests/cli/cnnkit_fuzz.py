@@ -17,7 +17,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from cnnkit.cli import main
+
+
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decoded-image cache and the data root live outside ~/.cache and outside the case folders.
+
+    Autouse in every suite that imports it (``from cnnkit_fuzz import private_dirs``).
+    """
+    base = tmp_path_factory.mktemp("fuzz-env")
+    monkeypatch.setenv("CNNKIT_CACHE", str(base / "decoded-cache"))
+    monkeypatch.setenv("CNNKIT_DATA", str(base / "no-data-root"))
 
 
 @dataclass
@@ -31,6 +44,22 @@ class Case:
     may_write: tuple[str, ...] = ()  # files/folders (relative to the case folder) the command may create
     code: int | None = None  # exact exit code, when it matters
     extra: dict = field(default_factory=dict)
+
+
+def bad_values(argv: list[str], option: str, name: str | None = None, expect: str | None = None,
+               setup: Callable[[Path], None] | None = None, **values: str | tuple[str, str]) -> list[Case]:  # fmt: skip
+    """One case per ``label=VALUE``: ``ARGV OPTION VALUE`` must fail naming ``expect`` (default: the option).
+
+    A value may be ``(VALUE, EXPECT)`` when its message names something else. The case ids are
+    ``NAME-label`` (``NAME``: the option without its dashes; underscores in labels become dashes), so
+    a table of refused values reads as one line per option: ``bad_values(["train"], "--lr", zero="0")``.
+    """
+    name = name or option.lstrip("-")
+    cases = []
+    for label, v in values.items():
+        value, text = v if isinstance(v, tuple) else (v, expect or option)
+        cases.append(Case(f"{name}-{label.replace('_', '-')}", [*argv, option, value], setup, expect=text))
+    return cases
 
 
 def write(rel: str, data: str | bytes) -> Callable[[Path], None]:

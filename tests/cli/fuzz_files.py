@@ -99,6 +99,34 @@ def folder(rel: str) -> Setup:
     return setup
 
 
+# The damaged images every command that reads an image file must refuse, by case-id suffix.
+BAD_IMAGES: dict[str, Callable[[str], Setup]] = {
+    "zero-byte-image": zero,
+    "random-bytes-image": random_bytes,
+    "truncated-image": truncated_png,
+    "decompression-bomb": bomb_png,
+    # Between 1x and 2x PIL's limit PIL only warns, then decodes 10**8 pixels: refused as well.
+    "bomb-just-over-limit": lambda rel: bomb_png(rel, 10_000),
+    "folder-as-image": folder,
+}
+
+
+def bad_image_cases(prefix: str, argv: list[str], image: str = "img.png", **expect: str) -> list:
+    """``PREFIX-<kind>`` cases: ``argv`` with its ``image`` missing, then replaced by each of :data:`BAD_IMAGES`.
+
+    ``expect``: what the message must name, by kind with underscores (``missing_image``,
+    ``truncated_image``, ...); an empty or random-bytes file must say so ("empty file", "not an image").
+    """
+    from cnnkit_fuzz import Case
+
+    texts = {"zero-byte-image": "empty file", "random-bytes-image": "not an image"}
+    texts.update({k.replace("_", "-"): v for k, v in expect.items()})
+    missing = [a.replace(image, "nope.png") for a in argv]
+    return [Case(f"{prefix}-missing-image", missing, expect=texts.pop("missing-image"))] + [
+        Case(f"{prefix}-{kind}", argv, setup=BAD_IMAGES[kind](image), expect=texts[kind]) for kind in BAD_IMAGES
+    ]
+
+
 def in_run(rel: str, data: bytes | str | None) -> Setup:
     """Damage the run copy: overwrite ``run/rel`` with ``data``, or delete it (``None``)."""
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from cnnkit_fuzz import Case, run_case
+from cnnkit_fuzz import Case, private_dirs, run_case  # noqa: F401  (private_dirs: autouse fixture)
 from fuzz_files import (
+    bad_image_cases,
     bomb_png,
     both,
     edit_run_config,
@@ -28,20 +29,11 @@ from fuzz_files import (
     raw,
     truncated_npz,
     truncated_png,
-    zero,
 )
 
 IMG = png("img.png")
 STYLE = both(png("img.png"), png("style.png"))
 CUDA = torch.cuda.is_available()
-
-
-@pytest.fixture(autouse=True)
-def _private_dirs(tmp_path_factory, monkeypatch):
-    """The decoded-image cache and the data root live outside ~/.cache and outside the case folders."""
-    base = tmp_path_factory.mktemp("fuzz-explain-env")
-    monkeypatch.setenv("CNNKIT_CACHE", str(base / "decoded-cache"))
-    monkeypatch.setenv("CNNKIT_DATA", str(base / "no-data-root"))
 
 
 def explain(*extra: str) -> list[str]:
@@ -58,13 +50,8 @@ def fool(*extra: str) -> list[str]:
 
 EXPLAIN_CASES = [
     # --- images: missing, empty, not an image, damaged, too big, a folder
-    Case("explain-missing-image", ["explain", "{run}", "nope.png"], expect="does not exist"),
-    Case("explain-zero-byte-image", explain(), setup=zero("img.png"), expect="empty file"),
-    Case("explain-random-bytes-image", explain(), setup=random_bytes("img.png"), expect="not an image"),
-    Case("explain-truncated-image", explain(), setup=truncated_png("img.png"), expect="truncated"),
-    Case("explain-decompression-bomb", explain(), setup=bomb_png("img.png"), expect="too large"),
-    Case("explain-bomb-just-over-limit", explain(), setup=bomb_png("img.png", 10_000), expect="img.png"),
-    Case("explain-folder-as-image", explain(), setup=folder("img.png"), expect="img.png"),
+    *bad_image_cases("explain", explain(), missing_image="does not exist", truncated_image="truncated",
+                     decompression_bomb="too large", bomb_just_over_limit="img.png", folder_as_image="img.png"),
     # --- classes and layers
     Case("explain-unknown-target", explain("--target", "zebra"), setup=IMG, expect="unknown class 'zebra'"),
     Case("explain-target-out-of-range", explain("--target", "99"), setup=IMG, expect="out of range"),
@@ -77,8 +64,7 @@ EXPLAIN_CASES = [
     Case("explain-output-is-the-image", explain("-o", "img.png"), setup=IMG, expect="also an input"),
     Case("explain-output-over-run-weights", explain("-o", "{run}/best.safetensors"), setup=IMG,
          expect="also an input"),  # fmt: skip
-    Case("explain-default-output-is-the-image", ["explain", "{run}", "explain.png"], setup=png("explain.png"),
-         expect="default output"),  # fmt: skip
+    # explain's default output taken by an input: moves to explain-2.png (tests/cli/test_first_hour.py).
     Case("explain-output-is-a-folder", explain("-o", "out"), setup=both(IMG, folder("out")), expect="is a folder"),
     Case("explain-output-under-a-file", explain("-o", "afile/x.png"), setup=both(IMG, raw("afile", "x")),
          expect="is a file"),  # fmt: skip
@@ -150,8 +136,7 @@ DREAM_CASES = [
 STYLE_CASES = [
     Case("style-output-is-the-style-image", style("-o", "style.png"), setup=STYLE, expect="also an input"),
     Case("style-output-is-the-content-image", style("-o", "img.png"), setup=STYLE, expect="also an input"),
-    # Without -o the result goes to style.png: here that is the STYLE input, which must survive.
-    Case("style-default-output-is-an-input", style(), setup=STYLE, expect="default output"),
+    # Without -o the result goes to styled.png (never an input's name; tests/cli/test_first_hour.py).
     Case("style-steps-0", style("--steps", "0", "-o", "o.png"), setup=STYLE, expect="--steps"),
     Case("style-size-0", style("--size", "0", "-o", "o.png"), setup=STYLE, expect="--size"),
     Case("style-size-huge", style("--size", "100000", "-o", "o.png"), setup=STYLE, expect="--size"),
@@ -397,7 +382,7 @@ def test_style_transfer_default_output_is_written_when_it_is_not_an_input(tmp_pa
     both(png("a.png"), png("b.png"))(tmp_path)
     code, out, err = run(["style-transfer", "a.png", "b.png", "--steps", "1", "--size", "16"], tmp_path)
     assert code == 0, err
-    assert "written to style.png" in out and (tmp_path / "style.png").is_file()
+    assert "written to styled.png" in out and (tmp_path / "styled.png").is_file()
 
 
 def test_fit_head_does_not_score_the_rows_it_was_fitted_on(tmp_path) -> None:

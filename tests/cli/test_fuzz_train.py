@@ -14,27 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cnnkit_fuzz import Case, run_case, write
+from cnnkit_fuzz import Case, bad_values, private_dirs, run_case, write  # noqa: F401  (private_dirs: autouse fixture)
+from fuzz_files import both
 from PIL import Image
 
 
-@pytest.fixture(autouse=True)
-def _private_dirs(tmp_path_factory, monkeypatch):
-    """The decoded-image cache and the data root live outside ~/.cache and outside the case folders."""
-    base = tmp_path_factory.mktemp("fuzz-train-env")
-    monkeypatch.setenv("CNNKIT_CACHE", str(base / "decoded-cache"))
-    monkeypatch.setenv("CNNKIT_DATA", str(base / "no-data-root"))
-
-
 # ----------------------------------------------------------------------------- setup helpers
-def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
-    def setup(folder: Path) -> None:
-        for s in setups:
-            s(folder)
-
-    return setup
-
-
 def images(rel: str, classes: tuple[str, ...] = ("a", "b"), n: int = 6, size: int = 20) -> Callable[[Path], None]:
     """Setup: a folder of small grey PNGs, one subfolder per class."""
 
@@ -128,40 +113,30 @@ class Evil:
 
 RANDOM = bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8))
 FT = ["finetune", "--from", "{run}", "--epochs", "1"]
+FTW = ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"]  # fine-tune from a weights file
 SB = ["show-batch", "-o", "out.png"]
 
 # ----------------------------------------------------------------------------- the cases
 CASES: list[Case] = [
     # ---- train: numeric options out of range, bad choices
-    Case("epochs-zero", ["train", "--epochs", "0"], expect="--epochs"),
-    Case("epochs-negative", ["train", "--epochs", "-3"], expect="--epochs"),
-    Case("epochs-text", ["train", "--epochs", "ten"], expect="--epochs"),
-    Case("epochs-huge", ["train", "--epochs", "10000000000"], expect="--epochs"),
-    Case("batch-size-zero", ["train", "--batch-size", "0"], expect="--batch-size"),
-    Case("batch-size-huge", ["train", "--batch-size", "99999999"], expect="--batch-size"),
-    Case("lr-zero", ["train", "--lr", "0"], expect="--lr"),
-    Case("lr-negative", ["train", "--lr", "-0.1"], expect="--lr"),
-    Case("lr-nan", ["train", "--lr", "nan"], expect="--lr"),
-    Case("lr-inf", ["train", "--lr", "inf"], expect="--lr"),
-    Case("lr-huge", ["train", "--lr", "1e6"], expect="--lr"),
-    Case("momentum-one", ["train", "--momentum", "1"], expect="--momentum"),
-    Case("weight-decay-negative", ["train", "--weight-decay", "-1"], expect="--weight-decay"),
-    Case("val-split-high", ["train", "--val-split", "0.95"], expect="--val-split"),
+    *bad_values(["train"], "--epochs", zero="0", negative="-3", text="ten", huge="10000000000"),
+    *bad_values(["train"], "--batch-size", zero="0", huge="99999999"),
+    *bad_values(["train"], "--lr", zero="0", negative="-0.1", nan="nan", inf="inf", huge="1e6"),
+    *bad_values(["train"], "--momentum", one="1"),
+    *bad_values(["train"], "--weight-decay", negative="-1"),
+    *bad_values(["train"], "--val-split", high="0.95"),
     Case("val-test-sum", ["train", "--val-split", "0.5", "--test-split", "0.5"], expect="val_split"),
-    Case("label-smoothing-one", ["train", "--label-smoothing", "1"], expect="--label-smoothing"),
-    Case("gamma-zero", ["train", "--gamma", "0"], expect="--gamma"),
-    Case("step-size-zero", ["train", "--step-size", "0"], expect="--step-size"),
-    Case("warmup-negative", ["train", "--warmup-epochs", "-1"], expect="--warmup-epochs"),
-    Case("input-size-zero", ["train", "--input-size", "0"], expect="--input-size"),
-    Case("input-size-huge", ["train", "--input-size", "100000"], expect="--input-size"),
+    *bad_values(["train"], "--label-smoothing", one="1"),
+    *bad_values(["train"], "--gamma", zero="0"),
+    *bad_values(["train"], "--step-size", zero="0"),
+    *bad_values(["train"], "--warmup-epochs", "warmup", negative="-1"),
+    *bad_values(["train"], "--input-size", zero="0", huge="100000"),
     Case("input-size-too-small-for-model", ["train", "--input-size", "8", "--epochs", "1"], expect="16"),
-    Case("workers-negative", ["train", "--workers", "-1"], expect="--workers"),
-    Case("workers-huge", ["train", "--workers", "100000"], expect="--workers"),
-    Case("memory-budget-negative", ["train", "--memory-budget-mb", "-5"], expect="--memory-budget-mb"),
-    Case("grad-clip-negative", ["train", "--grad-clip", "-1"], expect="--grad-clip"),
-    Case("early-stopping-negative", ["train", "--early-stopping", "-1"], expect="--early-stopping"),
-    Case("seed-negative", ["train", "--seed", "-1"], expect="--seed"),
-    Case("seed-huge", ["train", "--seed", str(2**40)], expect="--seed"),
+    *bad_values(["train"], "--workers", negative="-1", huge="100000"),
+    *bad_values(["train"], "--memory-budget-mb", "memory-budget", negative="-5"),
+    *bad_values(["train"], "--grad-clip", negative="-1"),
+    *bad_values(["train"], "--early-stopping", negative="-1"),
+    *bad_values(["train"], "--seed", negative="-1", huge=str(2**40)),
     Case("optimizer-typo", ["train", "--optimizer", "adamm"], expect="did you mean"),
     Case("scheduler-unknown", ["train", "--scheduler", "linear"], expect="--scheduler"),
     Case("loss-unknown", ["train", "--loss", "mse"], expect="--loss"),
@@ -201,17 +176,11 @@ CASES: list[Case] = [
     Case("input-size-out-of-memory", ["train", "--input-size", "2048", "--epochs", "1"], expect="--input-size"),
     Case("model-args-bad-type", ["train", "--model-args", "{{classic: [1]}}", "--epochs", "1"], expect="classic"),
     # ---- train: --augment
-    Case("augment-unknown", ["train", "--augment", "rotat=10"], expect="did you mean"),
-    Case("augment-not-number", ["train", "--augment", "rotate=ten"], expect="rotate"),
-    Case("augment-negative", ["train", "--augment", "rotate=-5"], expect="rotate"),
-    Case("augment-erase-above-one", ["train", "--augment", "erase=2"], expect="erase"),
-    Case("augment-translate-huge", ["train", "--augment", "translate=1e9", "--epochs", "1"], expect="translate"),
-    Case("augment-rotate-huge", ["train", "--augment", "rotate=1e9", "--epochs", "1"], expect="rotate"),
-    Case("augment-scale-one", ["train", "--augment", "scale=1", "--epochs", "1"], expect="scale"),
-    Case("augment-shear-90", ["train", "--augment", "shear=90", "--epochs", "1"], expect="shear"),
-    Case("augment-flip-value", ["train", "--augment", "flip=maybe", "--epochs", "1"], expect="flip"),
-    Case("augment-twice", ["train", "--augment", "rotate=5,rotate=30"], expect="twice"),
-    Case("augment-nan", ["train", "--augment", "jitter=nan"], expect="jitter"),
+    *bad_values(["train", "--epochs", "1"], "--augment", unknown=("rotat=10", "did you mean"),
+                not_number=("rotate=ten", "rotate"), negative=("rotate=-5", "rotate"), erase_above_one=("erase=2", "erase"),
+                translate_huge=("translate=1e9", "translate"), rotate_huge=("rotate=1e9", "rotate"),
+                scale_one=("scale=1", "scale"), shear_90=("shear=90", "shear"), flip_value=("flip=maybe", "flip"),
+                twice=("rotate=5,rotate=30", "twice"), nan=("jitter=nan", "jitter")),  # fmt: skip
     # ---- train: --config files
     Case("config-missing", ["train", "--config", "nope.yaml"], expect="nope.yaml"),
     Case("config-folder", ["train", "--config", "cfgdir"], write("cfgdir/x", ""), expect="cfgdir"),
@@ -284,29 +253,16 @@ CASES: list[Case] = [
          both(*(write(f"root/MNIST/raw/{n}", RANDOM[:100]) for n in (
              "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte"))), expect="mnist"),  # fmt: skip
-    Case("data-subset-unknown-key", ["train", "--data", "subset:digits?clases=1,2", "--epochs", "1"], expect="clases"),
-    Case("data-subset-unknown-class", ["train", "--data", "subset:digits?classes=1,42", "--epochs", "1"],
-         expect="42"),  # fmt: skip
-    Case("data-subset-one-class", ["train", "--data", "subset:digits?classes=3", "--epochs", "1"], expect="class"),
-    Case("data-subset-per-class-text", ["train", "--data", "subset:digits?per_class=ten", "--epochs", "1"],
-         expect="per_class"),  # fmt: skip
-    Case("data-subset-per-class-zero", ["train", "--data", "subset:digits?per_class=0", "--epochs", "1"],
-         expect="per_class"),  # fmt: skip
-    Case("data-subset-per-class-negative", ["train", "--data", "subset:digits?per_class=-2", "--epochs", "1"],
-         expect="per_class"),  # fmt: skip
-    Case("data-subset-per-class-too-many", ["train", "--data", "subset:digits?per_class=100000", "--epochs", "1"],
-         expect="per_class"),  # fmt: skip
-    Case("data-subset-val-split", ["train", "--data", "subset:digits?val_split=2", "--epochs", "1"],
-         expect="val_split"),  # fmt: skip
-    Case("data-subset-seed-negative", ["train", "--data", "subset:digits?seed=-1", "--epochs", "1"],
-         expect="seed"),  # fmt: skip
-    Case("data-subset-classes-empty", ["train", "--data", "subset:digits?classes=", "--epochs", "1"],
-         expect="classes"),  # fmt: skip
-    Case("data-subset-no-base", ["train", "--data", "subset:?classes=1", "--epochs", "1"], expect="subset"),
-    Case("data-subset-nested", ["train", "--data", "subset:subset:digits?classes=1,2", "--epochs", "1"],
-         expect="subset"),  # fmt: skip
-    Case("data-subset-missing-base", ["train", "--data", "subset:folder:nope?classes=a,b", "--epochs", "1"],
-         expect="nope"),  # fmt: skip
+    *bad_values(["train", "--epochs", "1"], "--data", "data-subset",
+                unknown_key=("subset:digits?clases=1,2", "clases"), unknown_class=("subset:digits?classes=1,42", "42"),
+                one_class=("subset:digits?classes=3", "class"), per_class_text=("subset:digits?per_class=ten", "per_class"),
+                per_class_zero=("subset:digits?per_class=0", "per_class"),
+                per_class_negative=("subset:digits?per_class=-2", "per_class"),
+                per_class_too_many=("subset:digits?per_class=100000", "per_class"),
+                val_split=("subset:digits?val_split=2", "val_split"), seed_negative=("subset:digits?seed=-1", "seed"),
+                classes_empty=("subset:digits?classes=", "classes"), no_base=("subset:?classes=1", "subset"),
+                nested=("subset:subset:digits?classes=1,2", "subset"),
+                missing_base=("subset:folder:nope?classes=a,b", "nope")),  # fmt: skip
     # ---- train --resume on damaged run folders
     Case("resume-missing", ["train", "--resume", "nope"], expect="nope"),
     Case("resume-file", ["train", "--resume", "f.txt"], write("f.txt", "x"), expect="f.txt"),
@@ -355,24 +311,18 @@ CASES: list[Case] = [
     Case("ft-from-sidecar-damaged", FT, edit_run("best.json", lambda p: p.write_text("{")),
          expect="best.json"),  # fmt: skip
     Case("ft-from-other-model", [*FT, "--model", "resnet18"], expect="resnet18"),
-    Case("ft-weights-missing", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         expect="w.pth"),  # fmt: skip
+    Case("ft-weights-missing", FTW, expect="w.pth"),
     Case("ft-weights-no-model", ["finetune", "--weights", "w.pth", "--epochs", "1"], lenet1_weights("w.pth"),
          expect="--model"),  # fmt: skip
-    Case("ft-weights-random-pth", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         write("w.pth", RANDOM), expect="w.pth"),  # fmt: skip
+    Case("ft-weights-random-pth", FTW, write("w.pth", RANDOM), expect="w.pth"),
     Case("ft-weights-random-safetensors", ["finetune", "--weights", "w.safetensors", "--model", "lenet5",
          "--epochs", "1"], write("w.safetensors", RANDOM), expect="w.safetensors"),  # fmt: skip
     Case("ft-weights-unknown-suffix", ["finetune", "--weights", "w.txt", "--model", "lenet5", "--epochs", "1"],
          write("w.txt", "x"), expect="w.txt"),  # fmt: skip
-    Case("ft-weights-other-arch", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         lenet1_weights("w.pth"), expect="w.pth"),  # fmt: skip
-    Case("ft-weights-pickle", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         torch_file("w.pth", Evil()), expect="w.pth"),  # fmt: skip
-    Case("ft-weights-empty-dict", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         torch_file("w.pth", {}), expect="w.pth"),  # fmt: skip
-    Case("ft-weights-no-tensors", ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"],
-         torch_file("w.pth", {"a": 1, "b": "x"}), expect="w.pth"),  # fmt: skip
+    Case("ft-weights-other-arch", FTW, lenet1_weights("w.pth"), expect="w.pth"),
+    Case("ft-weights-pickle", FTW, torch_file("w.pth", Evil()), expect="w.pth"),
+    Case("ft-weights-empty-dict", FTW, torch_file("w.pth", {}), expect="w.pth"),
+    Case("ft-weights-no-tensors", FTW, torch_file("w.pth", {"a": 1, "b": "x"}), expect="w.pth"),
     Case("ft-weights-folder", ["finetune", "--weights", "wd", "--model", "lenet5", "--epochs", "1"],
          write("wd/x", "x"), expect="wd"),  # fmt: skip
     Case("ft-pretrained-none", ["finetune", "--pretrained", "--model", "lenet5", "--epochs", "1"], expect="lenet5"),
@@ -380,17 +330,13 @@ CASES: list[Case] = [
     Case("ft-freeze-lower-text", [*FT, "--freeze", "lower:x"], expect="lower"),
     Case("ft-freeze-lower-negative", [*FT, "--freeze", "lower:-1"], expect="lower"),
     Case("ft-freeze-lower-too-many", [*FT, "--freeze", "lower:999"], expect="lower"),
-    Case("ft-unfreeze-negative", [*FT, "--unfreeze-after", "-1"], expect="--unfreeze-after"),
-    Case("ft-unfreeze-text", [*FT, "--unfreeze-after", "soon"], expect="--unfreeze-after"),
-    Case("ft-backbone-mult-zero", [*FT, "--backbone-lr-mult", "0"], expect="--backbone-lr-mult"),
-    Case("ft-backbone-mult-nan", [*FT, "--backbone-lr-mult", "nan"], expect="--backbone-lr-mult"),
-    Case("ft-backbone-mult-huge", [*FT, "--backbone-lr-mult", "1e9"], expect="--backbone-lr-mult"),
+    *bad_values(FT, "--unfreeze-after", "ft-unfreeze", negative="-1", text="soon"),
+    *bad_values(FT, "--backbone-lr-mult", "ft-backbone-mult", zero="0", nan="nan", huge="1e9"),
     Case("ft-classes-unknown", [*FT, "--classes", "1,x"], expect="'x'"),
     Case("ft-classes-one", [*FT, "--classes", "3"], expect="class"),
     Case("ft-classes-twice", [*FT, "--classes", "3,3"], expect="twice"),
     Case("ft-classes-empty", [*FT, "--classes", ","], expect="classes"),
-    Case("ft-per-class-zero", [*FT, "--per-class", "0"], expect="--per-class"),
-    Case("ft-per-class-negative", [*FT, "--per-class", "-1"], expect="--per-class"),
+    *bad_values(FT, "--per-class", "ft-per-class", zero="0", negative="-1"),
     Case("ft-per-class-too-many", [*FT, "--per-class", "5000"], expect="5000"),
     Case("ft-val-per-class-negative", [*FT, "--val-per-class", "-1"], expect="--val-per-class"),
     Case("ft-epochs-zero", [*FT[:-1], "0"], expect="--epochs"),
@@ -418,13 +364,10 @@ CASES: list[Case] = [
          expect="finetune --resume"),  # fmt: skip
     # ---- show-batch
     Case("sb-dataset-unknown", [*SB, "digitz"], expect="did you mean"),
-    Case("sb-n-zero", [*SB, "--n", "0"], expect="--n"),
-    Case("sb-n-huge", [*SB, "--n", "100000000"], expect="--n"),
-    Case("sb-input-size-zero", [*SB, "--input-size", "0"], expect="--input-size"),
-    Case("sb-input-size-huge", [*SB, "--input-size", "1000000"], expect="--input-size"),
-    Case("sb-seed-negative", [*SB, "--seed", "-1"], expect="--seed"),
-    Case("sb-augment-bad", [*SB, "--augment", "spin=3"], expect="spin"),
-    Case("sb-augment-huge", [*SB, "--augment", "translate=1e9"], expect="translate"),
+    *bad_values(SB, "--n", "sb-n", zero="0", huge="100000000"),
+    *bad_values(SB, "--input-size", "sb-input-size", zero="0", huge="1000000"),
+    *bad_values(SB, "--seed", "sb-seed", negative="-1"),
+    *bad_values(SB, "--augment", "sb-augment", bad=("spin=3", "spin"), huge=("translate=1e9", "translate")),
     Case("sb-output-folder", ["show-batch", "-o", "outdir"], write("outdir/x", "x"), expect="outdir"),
     Case("sb-output-parent-file", ["show-batch", "-o", "f.txt/out.png"], write("f.txt", "x"), expect="f.txt"),
     Case("sb-output-bad-suffix", ["show-batch", "-o", "out.xyz"], expect="out.xyz"),

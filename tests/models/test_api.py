@@ -13,7 +13,8 @@ from cnnkit.errors import ModelError
 from cnnkit.models import create_model, list_models
 from cnnkit.models.inception import InceptionOutputs, inception_loss
 
-FAMILIES = {"linear", "lenet", "alexnet", "vgg", "inception", "resnet", "densenet", "mobilenet", "squeezenet"}
+FAMILIES = {"linear", "lenet", "alexnet", "vgg", "inception", "resnet", "densenet", "mobilenet", "squeezenet",
+            "stn"}
 
 
 def test_every_family_is_registered() -> None:

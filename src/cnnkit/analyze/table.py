@@ -144,11 +144,11 @@ def resolve_model(
                               hint="pass input_size=(C, H, W)")  # fmt: skip
         name = getattr(info, "name", type(model_or_name).__name__)
         return model_or_name, name, _complete(size, default or (3, 1, 1))  # type: ignore[arg-type]
-    target = str(model_or_name)
-    if _is_run(target):
-        from ..run import load_run
+    from ..resolve import run_or_model
 
-        run = load_run(target)
+    target = str(model_or_name)
+    run = run_or_model(target)
+    if not isinstance(run, str):
         if num_classes is not None and num_classes != run.meta.num_classes:
             raise ConfigError(f"--num-classes {num_classes} does not match the run's {run.meta.num_classes} classes",
                               hint="leave --num-classes out for a run folder")  # fmt: skip
@@ -157,9 +157,6 @@ def resolve_model(
         return model, f"{run.meta.model} ({run.path.name})", _complete(size, default)  # type: ignore[arg-type]
     from ..models import create_model, model_entry
 
-    if ("/" in target or target.startswith(".")) and ":" not in target:
-        raise ConfigError(f"{target!r} is neither a run folder nor a model name",
-                          hint="pass a folder holding best.safetensors, or a name from `cnnkit models`")  # fmt: skip
     if num_classes is None:
         num_classes = 1000
         if not target.startswith(("torchvision:", "timm:")):
@@ -262,10 +259,6 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 class _MetaUnsupported(Exception):
     """The forward pass failed on the meta device (retry on the CPU)."""
-
-
-def _is_run(target: Any) -> bool:
-    return Path(str(target)).is_dir() or Path(str(target), "best.safetensors").exists()
 
 
 def _trace(model: nn.Module, name: str, size: tuple[int, int, int]) -> Tracer:

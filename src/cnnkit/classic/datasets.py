@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.images import is_image_name
 from ..errors import DataError, suggest
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 DATASETS = ("digits", "folder:PATH")
 # A folder dataset is held as float64 in memory: refuse one that would need more than this.
 MEMORY_LIMIT_MB = 4096
@@ -49,36 +49,16 @@ class ClassicSplit:
 def stratified_indices(
     labels: np.ndarray, val_split: float, test_split: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted ``(train, val, test)`` indices: stratified, seeded, val carved first then test."""
-    from sklearn.model_selection import train_test_split
+    """Sorted ``(train, val, test)`` indices: :func:`cnnkit.data.registry.stratified_split`, the split every
+    CNN run uses, so a baseline is scored on exactly the images a CNN with the same seed is tested on."""
+    from ..data.registry import stratified_split
 
     if not (0 <= val_split < 1 and 0 < test_split < 1 and val_split + test_split < 1):
         raise DataError(
             f"bad split fractions val={val_split}, test={test_split}",
             hint="use 0 <= val < 1, 0 < test < 1 and val + test < 1 (default 0.15 / 0.15)",
         )
-    labels = np.asarray(labels)
-    n = len(labels)
-    rest = np.arange(n)
-    parts = []
-    for k, frac in enumerate((val_split, test_split)):
-        if frac == 0:
-            parts.append(np.array([], dtype=np.int64))
-            continue
-        size = max(1, round(frac * n))
-        if size >= len(rest):  # sklearn would raise "the resulting train set will be empty"
-            raise DataError(
-                f"{n} images are too few for a {frac:g} {('validation', 'test')[k]} split and a training set",
-                hint="add images (a few per class at least) or use smaller split fractions",
-            )
-        strat = labels[rest]
-        classes, counts = np.unique(strat, return_counts=True)
-        # sklearn can stratify only with >= 2 images per class and one test slot per class.
-        if counts.min() < 2 or size < len(classes):
-            strat = None
-        rest, part = train_test_split(rest, test_size=size, random_state=seed + k, stratify=strat)
-        parts.append(np.sort(part))
-    return np.sort(rest), parts[0], parts[1]
+    return stratified_split(np.asarray(labels), (val_split, test_split), seed, "the dataset")
 
 
 def load_classic_dataset(
@@ -118,45 +98,14 @@ def load_classic_dataset(
 def read_image(path: str | Path, color: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
     """One image as float in [0, 1]: ``(H, W)`` grey (ITU-R 601 luma) or ``(H, W, 3)`` RGB.
 
-    Every way a file can be unusable (missing, a folder, empty, not an image, truncated, or a
-    decompression bomb: a header declaring more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``) is a
-    :class:`DataError` naming the file.
+    Decoded by :func:`cnnkit.data.images.read_image`, the reader of every command (EXIF orientation,
+    16-bit images, decompression bombs refused), so a file the CNN commands read reads the same here;
+    every way a file can be unusable is a :class:`DataError` naming the file.
     """
-    import warnings
+    from ..data.images import read_image as read_uint8
 
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"image not found: {path}")
-    if p.is_dir():
-        raise DataError(f"{path} is a folder, not an image file", hint="pass one image file")
-    if p.stat().st_size == 0:
-        raise DataError(f"cannot read image {path}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            # PIL only warns between 1x and 2x its pixel limit, then decodes the whole thing anyway.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im = im.convert("RGB" if color else "L")
-                if size is not None:
-                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                return np.asarray(im, dtype=np.float64) / 255.0
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(
-            f"cannot read image {path}: its header declares more than {Image.MAX_IMAGE_PIXELS:,} pixels",
-            hint="a decompression bomb or a huge scan: shrink it first",
-        ) from None
-    except UnidentifiedImageError:
-        raise DataError(
-            f"cannot read image {path}: not an image (PIL cannot identify the format)",
-            hint="use a PNG, JPEG, BMP, GIF or TIFF file",
-        ) from None
-    except Exception as e:  # PIL's plugins raise OSError, ValueError, SyntaxError... for damaged files
-        raise DataError(
-            f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-            hint="the file is damaged or truncated; use a PNG, JPEG, BMP, GIF or TIFF file",
-        ) from None
+    x = read_uint8(path, 3 if color else 1, size).permute(1, 2, 0).numpy()
+    return (x if color else x[:, :, 0]).astype(np.float64) / 255.0
 
 
 def _load_folder(
@@ -171,7 +120,7 @@ def _load_folder(
         )
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = {  # is_file: a sub-folder called "x.png" is not an image
-        c: sorted(f for f in (path / c).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        c: sorted(f for f in (path / c).rglob("*") if is_image_name(f) and f.is_file())
         for c in classes
     }
     classes = [c for c in classes if files[c]]

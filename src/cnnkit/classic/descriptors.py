@@ -195,7 +195,7 @@ class BaselineResult:
 
     def __str__(self) -> str:
         return (
-            f"{self.data}: {self.features} + {self.classifier}: test accuracy {self.accuracy:.4f} "
+            f"{self.data}: {self.features} + {self.classifier}: test accuracy {self.accuracy:.2%} "
             f"({self.n_test} test images, trained on {self.n_train}; feature dim {self.feature_dim}; "
             f"features {self.feature_time:.2f} s, training {self.train_time:.2f} s)"
         )

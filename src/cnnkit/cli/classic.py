@@ -8,19 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._args import float_in, int_in
+from ._args import add_command, add_output, add_seed, float_in, int_in
 
 
 def register(subparsers: Any) -> None:
     """Add the classic-vision subcommands to ``cnnkit``'s sub-parsers."""
     from ..classic.filters import BOUNDARY_TO_NUMPY, KERNELS, MODES
 
-    p = subparsers.add_parser(
-        "filter",
-        help="filter an image with a hand-made kernel (lecture boundary conditions)",
-        description="Cross-correlate (or convolve) an image with a named kernel and write a viewable PNG "
-        "(the response min-max normalised to 0..255).",
-    )
+    p = add_command(subparsers, "filter", run_filter,
+                    "filter an image with a hand-made kernel (lecture boundary conditions)",
+                    "Cross-correlate (or convolve) an image with a named kernel and write a viewable PNG "
+                    "(the response min-max normalised to 0..255).")  # fmt: skip
     p.add_argument("image", help="input image (any format PIL reads)")
     p.add_argument("--kernel", default="sobel_x", help=f"kernel name: {', '.join(KERNELS)} (default sobel_x)")
     p.add_argument(
@@ -43,17 +41,14 @@ def register(subparsers: Any) -> None:
         "--convolve", action="store_true", help="convolve (flip the kernel) instead of cross-correlate"
     )
     p.add_argument("--color", action="store_true", help="filter each RGB channel (default: grayscale)")
-    p.add_argument("-o", "--output", help="output PNG (default: <image>_<kernel>.png in the current folder)")
-    p.set_defaults(func=run_filter)
+    add_output(p, None, default_text="default: <image>_<kernel>.png in the current folder")
 
-    p = subparsers.add_parser(
-        "filter-bank",
-        help="plot the response of every lecture filter in one labelled grid",
-        description="Apply every filter of the lecture (identity, boxcar, Gaussian, Laplacian, Prewitt, Sobel, "
-        "sharpen, Gabor, oriented Gaussian) and the pooled edge magnitudes to a grayscale image.",
-    )
+    p = add_command(subparsers, "filter-bank", run_filter_bank,
+                    "plot the response of every lecture filter in one labelled grid",
+                    "Apply every filter of the lecture (identity, boxcar, Gaussian, Laplacian, Prewitt, Sobel, "
+                    "sharpen, Gabor, oriented Gaussian) and the pooled edge magnitudes to a grayscale image.")  # fmt: skip
     p.add_argument("image", help="input image (any format PIL reads)")
-    p.add_argument("-o", "--output", default="filter_bank.png", help="output PNG (default filter_bank.png)")
+    add_output(p, "filter_bank.png")
     p.add_argument("--boundary", default="mirror", help="boundary condition (default mirror)")
     p.add_argument(
         "--max-size",
@@ -61,22 +56,19 @@ def register(subparsers: Any) -> None:
         default=256,
         help="shrink the image so its longer side is at most this, 8-4096 (default 256)",
     )
-    p.set_defaults(func=run_filter_bank)
 
-    p = subparsers.add_parser(
-        "baseline",
-        help="classical baseline: hand-crafted features + scikit-learn classifier",
-        description="Extract features (HOG, LBP, raw pixels, colour histogram, two most frequent colours), train a "
-        "classifier on the train+val split and print its test accuracy (stratified split, same test images "
-        "as a CNN trained with the same seed).",
-    )
+    p = add_command(subparsers, "baseline", run_baseline_cmd,
+                    "classical baseline: hand-crafted features + scikit-learn classifier",
+                    "Extract features (HOG, LBP, raw pixels, colour histogram, two most frequent colours), train "
+                    "a classifier on the train+val split and print its test accuracy (stratified split, same test "
+                    "images as a CNN trained with the same seed).")  # fmt: skip
     p.add_argument("--data", default="digits", help="digits or folder:PATH (one sub-folder per class)")
     p.add_argument(
         "--features", default="hog", help="hog, lbp, pixels, colorhist or two-colors (default hog)"
     )
     p.add_argument("--classifier", default="svm", help="svm, linear-svm, logreg or knn (default svm)")
     # The test split is drawn with seed + 1, and scikit-learn takes seeds below 2**32.
-    p.add_argument("--seed", type=int_in(0, 2**32 - 2), default=0, help="split seed (default 0)")
+    add_seed(p, "split seed", hi=2**32 - 2)
     p.add_argument(
         "--test-split", type=float_in(0, 1, lo_open=True), default=0.15, help="test fraction (default 0.15)"
     )
@@ -86,7 +78,6 @@ def register(subparsers: Any) -> None:
         default=64,
         help="folder images are resized to this square size, 4-1024 (default 64)",
     )
-    p.set_defaults(func=run_baseline_cmd)
 
 
 def _params(items: list[str]) -> dict[str, Any]:
@@ -111,10 +102,10 @@ def run_filter(args: argparse.Namespace) -> int:
     from ..classic.bank import save_image
     from ..classic.datasets import read_image
     from ..classic.filters import convolve, correlate, get_kernel
-    from ..io import check_output_file
+    from ..io import check_output_file, unused_name
 
     kernel = get_kernel(args.kernel, **_params(args.param))  # validate before reading the image
-    path = args.output or f"{Path(args.image).stem}_{args.kernel}.png"
+    path = args.output or str(unused_name(f"{Path(args.image).stem}_{args.kernel}.png"))
     check_output_file(path, inputs=(args.image,))
     image = read_image(args.image, color=args.color)
     op = convolve if args.convolve else correlate

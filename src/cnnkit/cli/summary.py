@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import int_in
+from ._args import add_command, int_in
 
 
 def _input_size(text: str | None) -> tuple[int, ...] | None:
@@ -31,12 +31,9 @@ def _formats(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "summary",
-        help="per-layer shapes, parameters, MACs, memory and receptive field of a model",
-        description="Per-layer output shape, parameters, MACs, activation memory and receptive field "
-        "(size, jump, start) of a model name or a run folder, measured on one forward pass.",
-    )
+    p = add_command(sub, "summary", run, "per-layer shapes, parameters, MACs, memory and receptive field of a model",
+                    "Per-layer output shape, parameters, MACs, activation memory and receptive field "
+                    "(size, jump, start) of a model name or a run folder, measured on one forward pass.")  # fmt: skip
     p.add_argument("model", metavar="MODEL|RUN_DIR", help="a model name (`cnnkit models`) or a run folder")
     p.add_argument(
         "--input", help="input size C x H x W, e.g. 3x224x224 (or HxW, or H); default: the model's"
@@ -53,18 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="classes of a model built by name (default 1000, 10 below 64 px)",
     )  # fmt: skip
     _formats(p)
-    p.set_defaults(func=run, fmt=None)
+    p.set_defaults(fmt=None)
 
-    c = sub.add_parser(
-        "compare-arch",
-        help="several models side by side: parameters, MACs, activation memory, receptive field",
-    )
+    c = add_command(sub, "compare-arch", run_compare,
+                    "several models side by side: parameters, MACs, activation memory, receptive field")
     c.add_argument("models", nargs="+", metavar="MODEL", help="model names or run folders")
     c.add_argument("--input", help="one input size for all (default: each model's own)")
     c.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
     c.add_argument("--num-classes", type=int_in(1, MAX_CLASSES), help="classes of models built by name")
     _formats(c)
-    c.set_defaults(func=run_compare, fmt=None)
+    c.set_defaults(fmt=None)
 
 
 def _emit(obj, fmt: str | None) -> None:

@@ -381,45 +381,33 @@ def _as_size(input_size: Any) -> tuple[int, int] | None:
     return (int(input_size[0]), int(input_size[1]))
 
 
-@register_prefix("folder")
-def load_folder_source(
-    arg: str,
-    input_size: Any = None,
-    channels: int | None = None,
-    strict: bool = False,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    cache: bool = True,
-    threads: int | None = None,
-    **_: Any,
-) -> RawDataset:
-    """``folder:PATH``: class-per-subfolder images, or ``train/``, ``val/``, ``test/`` folders of them."""
-    classes, records, notes = scan_folder(arg)
+def _load_scanned(
+    scanned: tuple[list[str], list[FileRecord], dict[str, Any]], source: str, location: Path, input_size: Any = None,
+    class_folder: str | None = None, *, channels: int | None = None, strict: bool = False,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, cache: bool = True, threads: int | None = None, **_: Any,
+) -> RawDataset:  # fmt: skip
+    """:func:`load_records` for what a scan found, with the scan's notes (layout, ...) in the dataset's info.
+
+    ``**_``: the options the registry passes to every source that do not apply to files (``seed``).
+    """
+    classes, records, notes = scanned
     raw = load_records(
-        classes, records, source=f"image folder {arg}", location=str(Path(arg).expanduser()),
-        input_size=_as_size(input_size), channels=channels, strict=strict, memory_budget_mb=memory_budget_mb,
-        cache=cache, threads=threads, class_folder=arg if notes["layout"] != "train/val/test subfolders" else None,
+        classes, records, source=source, location=str(location), input_size=_as_size(input_size), channels=channels,
+        strict=strict, memory_budget_mb=memory_budget_mb, cache=cache, threads=threads, class_folder=class_folder,
     )  # fmt: skip
     raw.info.update(notes)
     return raw
+
+
+@register_prefix("folder")
+def load_folder_source(arg: str, input_size: Any = None, **options: Any) -> RawDataset:
+    """``folder:PATH``: class-per-subfolder images, or ``train/``, ``val/``, ``test/`` folders of them."""
+    scanned = scan_folder(arg)
+    by_class = arg if scanned[2]["layout"] != "train/val/test subfolders" else None
+    return _load_scanned(scanned, f"image folder {arg}", Path(arg).expanduser(), input_size, by_class, **options)
 
 
 @register_prefix("csv")
-def load_csv_source(
-    arg: str,
-    input_size: Any = None,
-    channels: int | None = None,
-    strict: bool = False,
-    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
-    cache: bool = True,
-    threads: int | None = None,
-    **_: Any,
-) -> RawDataset:
+def load_csv_source(arg: str, input_size: Any = None, **options: Any) -> RawDataset:
     """``csv:FILE``: ``path,label`` rows; relative paths are resolved against the CSV's folder."""
-    classes, records, notes = scan_csv(arg)
-    raw = load_records(
-        classes, records, source=f"CSV file {arg}", location=str(Path(arg).expanduser().parent),
-        input_size=_as_size(input_size), channels=channels, strict=strict, memory_budget_mb=memory_budget_mb,
-        cache=cache, threads=threads,
-    )  # fmt: skip
-    raw.info.update(notes)
-    return raw
+    return _load_scanned(scan_csv(arg), f"CSV file {arg}", Path(arg).expanduser().parent, input_size, **options)

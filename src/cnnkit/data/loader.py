@@ -14,13 +14,14 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import torch
 
 from ..errors import DataError
 from .augment import Augment
 from .base import FileData, ImageData
-from .images import decode_files, default_threads
+from .images import default_threads
 from .transforms import Normalize
 
 
@@ -60,20 +61,37 @@ def to_model_input(x8: torch.Tensor, augment: Augment | None, normalize: Normali
 
 
 class _EpochBatches:
-    """Epoch bookkeeping both loaders share: seeded per-epoch order, rank sharding, batch count.
+    """What both loaders share: the batch options, seeded per-epoch order, rank sharding, batch count.
 
-    Subclasses set ``labels``, ``batch_size``, ``shuffle``, ``drop_last``, ``seed``, ``epoch``,
-    ``rank`` and ``world_size``.
+    Subclasses set ``labels`` and call this ``__init__`` with the options every loader takes.
     """
 
     labels: torch.Tensor
-    batch_size: int
-    shuffle: bool
-    drop_last: bool
-    seed: int
-    epoch: int
-    rank: int
-    world_size: int
+
+    def __init__(
+        self,
+        batch_size: int,
+        normalize: Normalize,
+        *,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+    ) -> None:
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.shuffle = shuffle
+        self.augment = augment
+        self.drop_last = drop_last
+        self.seed = seed
+        self.device = torch.device(device)
+        self.epoch = 0
+        self.rank, self.world_size = rank, world_size
+        self.channels_last = channels_last
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose shuffle and augmentation to replay (as DistributedSampler)."""
@@ -81,6 +99,11 @@ class _EpochBatches:
 
     def _indices(self) -> torch.Tensor:
         return epoch_indices(len(self.labels), self.shuffle, self.seed, self.epoch, self.rank, self.world_size)
+
+    def _model_input(self, x8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """A uint8 batch on the device -> the float batch the model takes (augmented, normalised, laid out)."""
+        x = to_model_input(x8, self.augment, self.normalize, gen)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __len__(self) -> int:
         n = len(self._indices()) if self.world_size > 1 else len(self.labels)
@@ -92,34 +115,16 @@ class _EpochBatches:
 
 
 class TensorLoader(_EpochBatches):
-    """Iterate ``(x, y)`` batches: ``x`` float normalised ``N x C x H x W``, ``y`` int64, on ``device``."""
+    """Iterate ``(x, y)`` batches: ``x`` float normalised ``N x C x H x W``, ``y`` int64, on ``device``.
 
-    def __init__(
-        self,
-        data: ImageData,
-        batch_size: int,
-        normalize: Normalize,
-        shuffle: bool = False,
-        augment: Augment | None = None,
-        drop_last: bool = False,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-    ) -> None:
-        self.device = torch.device(device)
+    ``options``: ``shuffle``, ``augment``, ``drop_last``, ``seed``, ``device``, ``rank``, ``world_size``,
+    ``channels_last`` (see :class:`_EpochBatches`).
+    """
+
+    def __init__(self, data: ImageData, batch_size: int, normalize: Normalize, **options: Any) -> None:
+        super().__init__(batch_size, normalize, **options)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
-        self.batch_size = batch_size
-        self.normalize = normalize
-        self.shuffle = shuffle
-        self.augment = augment
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        self.rank, self.world_size = rank, world_size
-        self.channels_last = channels_last
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self._indices().to(self.device)
@@ -127,16 +132,14 @@ class TensorLoader(_EpochBatches):
         for b in range(len(self)):
             j = idx[b * self.batch_size : (b + 1) * self.batch_size]
             # index_select, not images[j]: the same rows, many times faster on the CPU
-            x = to_model_input(self.images.index_select(0, j), self.augment, self.normalize, gen)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels.index_select(0, j)
+            yield self._model_input(self.images.index_select(0, j), gen), self.labels.index_select(0, j)
 
 
 class BatchDecoder(torch.utils.data.Dataset):
     """Indexed by a list of sample indices, returns that batch decoded: ``(uint8 x, y, failures)``."""
 
     def __init__(self, data: FileData, threads: int = 1) -> None:
+        self.data = data  # data.decode reads the samples (files, or tar shards for a ShardData)
         self.files, self.labels = data.files, data.labels
         self.channels, self.size = data.channels, data.size
         self.threads = threads
@@ -148,8 +151,7 @@ class BatchDecoder(torch.utils.data.Dataset):
     def __getitem__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, str]]]:
         if self.threads > 1 and self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads)
-        arr, failed = decode_files([self.files[i] for i in idx], self.channels, self.size, threads=self.threads,
-                                   executor=self._pool)  # fmt: skip
+        arr, failed = self.data.decode(idx, threads=self.threads, executor=self._pool)
         return torch.from_numpy(arr), self.labels[idx], [(idx[j], reason) for j, reason in failed]
 
     def __getstate__(self) -> dict:  # worker processes make their own pool
@@ -167,35 +169,12 @@ class StreamLoader(_EpochBatches):
     """
 
     def __init__(
-        self,
-        data: FileData,
-        batch_size: int,
-        normalize: Normalize,
-        shuffle: bool = False,
-        augment: Augment | None = None,
-        drop_last: bool = False,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        rank: int = 0,
-        world_size: int = 1,
-        channels_last: bool = False,
-        workers: int = 0,
-        threads: int | None = None,
-        prefetch: int = 2,
-        strict: bool = False,
-    ) -> None:
+        self, data: FileData, batch_size: int, normalize: Normalize, workers: int = 0, threads: int | None = None,
+        prefetch: int = 2, strict: bool = False, **options: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(batch_size, normalize, **options)
         self.data = data
-        self.device = torch.device(device)
         self.labels = data.labels
-        self.batch_size = batch_size
-        self.normalize = normalize
-        self.shuffle = shuffle
-        self.augment = augment
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        self.rank, self.world_size = rank, world_size
-        self.channels_last = channels_last
         self.workers = workers
         self.threads = threads or default_threads()
         self.prefetch = max(1, prefetch)
@@ -254,30 +233,18 @@ class StreamLoader(_EpochBatches):
                 x8, y = self._drop(x8, y, failed, b)
                 if len(y) == 0:
                     continue
-            x = to_model_input(x8.to(self.device, non_blocking=True), self.augment, self.normalize, gen)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y.to(self.device, non_blocking=True)
+            yield self._model_input(x8.to(self.device, non_blocking=True), gen), y.to(self.device, non_blocking=True)
 
 
 def make_loader(
-    data: ImageData | FileData,
-    batch_size: int,
-    normalize: Normalize,
-    shuffle: bool = False,
-    augment: Augment | None = None,
-    drop_last: bool = False,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    rank: int = 0,
-    world_size: int = 1,
-    channels_last: bool = False,
-    workers: int = 0,
-    strict: bool = False,
-) -> TensorLoader | StreamLoader:
-    """The loader for a split: :class:`TensorLoader` in memory, :class:`StreamLoader` for files."""
-    kw = dict(shuffle=shuffle, augment=augment, drop_last=drop_last, seed=seed, device=device, rank=rank,
-              world_size=world_size, channels_last=channels_last)  # fmt: skip
+    data: ImageData | FileData, batch_size: int, normalize: Normalize, workers: int = 0, strict: bool = False,
+    **options: Any,
+) -> TensorLoader | StreamLoader:  # fmt: skip
+    """The loader for a split: :class:`TensorLoader` in memory, :class:`StreamLoader` for files.
+
+    ``options`` are the loaders' shared ones (``shuffle``, ``augment``, ``seed``, ``device``, ...);
+    ``workers`` and ``strict`` apply to streamed files only.
+    """
     if isinstance(data, FileData):
-        return StreamLoader(data, batch_size, normalize, workers=workers, strict=strict, **kw)
-    return TensorLoader(data, batch_size, normalize, **kw)
+        return StreamLoader(data, batch_size, normalize, workers=workers, strict=strict, **options)
+    return TensorLoader(data, batch_size, normalize, **options)

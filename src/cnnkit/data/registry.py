@@ -11,6 +11,7 @@ sources (``folder:PATH``, ``csv:FILE``) with :func:`register_prefix`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +96,7 @@ def dataset_entry(name: str) -> DatasetEntry | None:
     if name not in _DATASETS:
         raise DataError(
             f"unknown dataset {name!r}",
-            hint=suggest(name, list(_DATASETS) + ["folder:PATH", "csv:FILE"]) + " (`cnnkit datasets` lists them)",
+            hint=suggest(name, list(_DATASETS) + ["folder:PATH", "csv:FILE", "shards:DIR"]) + " (`cnnkit datasets` lists them)",
         )
     return _DATASETS[name]
 
@@ -161,8 +162,8 @@ def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def _prepare(d: ImageData | FileData, channels: int | None, size: tuple[int, int] | None) -> ImageData | FileData:
-    if isinstance(d, FileData):  # decoded later, straight to the target
-        return FileData(d.files, d.labels, d.ids, channels or d.channels, tuple(size) if size else d.size)
+    if isinstance(d, FileData):  # decoded later, straight to the target; replace() keeps a subclass (ShardData)
+        return dataclasses.replace(d, channels=channels or d.channels, size=tuple(size) if size else d.size)
     x = d.images
     if channels is not None:
         x = _to_channels(x, channels)
@@ -287,7 +288,8 @@ def _check_memory(name: str, raw: RawDataset, channels: int | None, size: tuple[
         raise DataError(
             f"dataset {name!r} at {size[0]}x{size[1]} pixels needs {need_mb:,.0f} MB in memory, more than the "
             f"memory budget of {budget_mb:,.0f} MB",
-            hint="use a smaller --input-size, or raise --memory-budget-mb if the machine has the memory",
+            hint="use a smaller --input-size, raise --memory-budget-mb if the machine has the memory, or stream it: "
+            f"`cnnkit pack {name} -o DIR` once, then --data shards:DIR",
         )
 
 
@@ -299,9 +301,7 @@ def train_stats(train: ImageData | FileData, seed: int = 0) -> tuple[tuple[float
     if n > STATS_SAMPLE:
         g = torch.Generator().manual_seed(seed)
         train = train.subset(torch.randperm(n, generator=g)[:STATS_SAMPLE].sort().values)
-    from .images import decode_files
-
-    images, failed = decode_files(train.files, train.channels, train.size)
+    images, failed = train.decode()
     if failed:
         keep = np.ones(len(images), dtype=bool)
         keep[[i for i, _ in failed]] = False

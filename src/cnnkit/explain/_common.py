@@ -56,7 +56,8 @@ def pixel_model(model: nn.Module, mean: Sequence[float] | None = None, std: Sequ
 
 def from_run(run: Any) -> PixelModel:
     """The :class:`PixelModel` of a :class:`~cnnkit.run.LoadedRun` (eval mode, its own mean/std)."""
-    return PixelModel(run.model, run.meta.mean, run.meta.std).eval()
+    device = next(run.model.parameters(), torch.empty(0)).device  # mean/std buffers follow the weights (CUDA/MPS)
+    return PixelModel(run.model, run.meta.mean, run.meta.std).to(device).eval()
 
 
 def inner(model: nn.Module) -> nn.Module:
@@ -131,7 +132,7 @@ def class_index(target: int | str | None, classes: Sequence[str] | None, num_cla
 def load_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
     """An image file as a ``1 x C x H x W`` float tensor in [0, 1] at the model's input size."""
     from ..errors import DataError
-    from ..evaluate.predict import read_image
+    from ..data.images import read_image
 
     if Path(path).is_dir():  # say so, rather than relay the decoder's "Is a directory"
         raise DataError(f"image {str(path)!r} is a folder, not an image file", hint="pass one image file")

@@ -60,29 +60,36 @@ class ExplainResult:
     top: list[tuple[str, float]]
 
 
-def explain_image(run_dir: str | Path, image: str | Path, method: str = "gradcam", target: int | str | None = None,
-                  layer: str | None = None, output: str | Path = "explain.png", device: str = "cpu") -> ExplainResult:
-    """Attribution map of ``method`` for ``target`` (default: the predicted class) beside the top-5 predictions."""
+def attribution_of(model: torch.nn.Module, x: torch.Tensor, classes: list[str], method: str = "gradcam",
+                   target: int | str | None = None, layer: str | None = None,
+                   ) -> tuple[torch.Tensor, int, str | None, list[tuple[str, float]]]:  # fmt: skip
+    """``(map, class index, layer shown, top-5)``: the attribution of ``target`` (default: the prediction) for one
+    image ``x`` (``1 x C x H x W`` in [0, 1], on the model's device); what ``cnnkit explain`` draws."""
     from .attribution import gradcam_layer
 
     check_method(method)
     if layer is not None and method != "gradcam":
         raise ConfigError(f"--layer is only used by gradcam, not {method}", hint="drop --layer or use --method gradcam")
+    probs = predict_proba(model, x)[0].cpu()
+    t = class_index(target, classes, len(classes))
+    t = int(probs.argmax()) if t is None else t
+    shown = None
+    if method == "gradcam":  # Grad-CAM reads after the layer's activation: say so when that is another module
+        asked, hooked = gradcam_layer(model, layer, x)
+        shown, layer = (asked if asked == hooked else f"{asked} (read after its activation {hooked})"), asked
+    return attribute(model, x, method, t, layer=layer)[0].detach().cpu(), t, shown, top_k(probs, classes, 5)
+
+
+def explain_image(run_dir: str | Path, image: str | Path, method: str = "gradcam", target: int | str | None = None,
+                  layer: str | None = None, output: str | Path = "explain.png", device: str = "cpu") -> ExplainResult:
+    """Attribution map of ``method`` for ``target`` (default: the predicted class) beside the top-5 predictions."""
+    check_method(method)  # before the run is loaded: a typo fails at once
     run, model = _load(run_dir, device)
     c, h, w = _size(run)
     x = load_image(image, c, (h, w)).to(next(model.parameters()).device)
-    probs = predict_proba(model, x)[0].cpu()
-    t = class_index(target, run.classes, len(run.classes))
-    t = int(probs.argmax()) if t is None else t
-    lname = None
-    if method == "gradcam":
-        asked, hooked = gradcam_layer(model, layer, x)
-        lname = asked if asked == hooked else f"{asked} (read after its activation {hooked})"
-        layer = asked
-    heat = attribute(model, x, method, t, layer=layer)[0].cpu()
-    top = top_k(probs, run.classes, 5)
-    path = plot_attribution(x[0].cpu(), heat, top, method, run.classes[t], output, signed=method in SIGNED, layer=lname)
-    return ExplainResult(path, method, run.classes[t], lname, top)
+    heat, t, shown, top = attribution_of(model, x, run.classes, method, target, layer)
+    path = plot_attribution(x[0].cpu(), heat, top, method, run.classes[t], output, signed=method in SIGNED, layer=shown)
+    return ExplainResult(path, method, run.classes[t], shown, top)
 
 
 def show_filters(run_dir: str | Path, layer: str | None = None, output: str | Path = "filters.png",
@@ -180,10 +187,8 @@ def _image_size(path: str | Path) -> tuple[int, int]:
 
 
 def _read_rgb(path: str | Path, channels: int) -> torch.Tensor:
-    """An image file as ``1 x C x H x W`` in [0, 1] at its own size."""
-    from ..evaluate.predict import read_image
-
-    return read_image(path, channels, _image_size(path)).float().div(255).unsqueeze(0)
+    """An image file as ``1 x C x H x W`` in [0, 1] at its own size (``load_image``, the explain commands' reader)."""
+    return load_image(path, channels, None)
 
 
 def style_transfer_files(content: str | Path, style: str | Path, model: str = "vgg11", weights: str | None = None,
@@ -196,26 +201,22 @@ def style_transfer_files(content: str | Path, style: str | Path, model: str = "v
     ``seed``, or loaded from ``weights``). Images are resized so their longer side is ``size``.
     """
     from ..engine.device import select_device
+    from ..resolve import names_a_run, run_or_model
 
     _image_size(content), _image_size(style)  # a bad image fails before the network is built
-    if Path(model).is_dir():
-        if weights:
-            raise ConfigError("--weights is for a model name; a run folder brings its own weights")
-        run, net = _load(model, device)
-        channels = int(run.meta.input_size[0])
-    elif "/" in model or "\\" in model:
-        from ..errors import CheckpointError
-
-        raise CheckpointError(f"run folder {model!r} does not exist",
-                              hint="pass a run folder, or a model name such as vgg11 for random features")  # fmt: skip
-    else:
-        net = feature_network(model, weights=weights, seed=seed).to(select_device(device))
+    if weights and names_a_run(model):
+        raise ConfigError("--weights is for a model name; a run folder brings its own weights")
+    found = run_or_model(model, select_device(device))
+    if isinstance(found, str):
+        net = feature_network(found, weights=weights, seed=seed).to(select_device(device))
         channels = int(net.channels)
+    else:
+        net, channels = from_run(found), int(found.meta.input_size[0])
     dev = next(net.parameters()).device
     c = resize_to(_read_rgb(content, channels), size).to(dev)
     s = resize_to(_read_rgb(style, channels), size).to(dev)
     res = style_transfer(net, c, s, steps=steps, optimizer=optimizer, style_weight=style_weight, lr=lr, seed=seed)
-    kind = f"run {Path(model).name}" if Path(model).is_dir() else f"{model}, " + (f"weights {Path(weights).name}" if weights else f"random weights (seed {seed})")  # fmt: skip
+    kind = f"run {Path(model).name}" if not isinstance(found, str) else f"{model}, " + (f"weights {Path(weights).name}" if weights else f"random weights (seed {seed})")  # fmt: skip
     title = (f"Style transfer with {kind}: style loss {res.style_loss_start:.3g} → {res.style_loss_end:.3g} "
              f"({res.style_ratio:.0f}x lower)")  # fmt: skip
     path = plot_style_transfer(c[0].cpu(), s[0].cpu(), res.image, res.history, output, title=title)

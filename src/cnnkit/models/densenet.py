@@ -19,7 +19,7 @@ from torch import nn
 
 from .base import Classifier
 from .layers import default_norm, is_small
-from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Variant, register_variants
 
 
 class DenseLayer(nn.Module):
@@ -113,8 +113,9 @@ class DenseNet(Classifier):
         return x if pre_logits else self.classifier(x)
 
 
-def _densenet(name: str, growth: int, blocks: tuple[int, ...], init: int, num_classes: int, in_chans: int,
-              input_size: tuple[int, int], drop_rate: float, small_input: bool | None) -> DenseNet:
+def _densenet(name: str, growth: int, blocks: tuple[int, ...], init: int, num_classes: int = 1000, in_chans: int = 3,
+              input_size=(224, 224), drop_rate: float = 0.0, small_input: bool | None = None) -> DenseNet:
+    """DenseNet ``name``: ``growth`` channels per layer, ``blocks`` layers per dense block, ``init`` stem channels."""
     small = is_small(input_size, small_input)
     model = DenseNet(growth, blocks, init, num_classes, in_chans, small, drop_rate=drop_rate)
     mean, std = default_norm(in_chans, IMAGENET_MEAN, IMAGENET_STD)
@@ -124,33 +125,13 @@ def _densenet(name: str, growth: int, blocks: tuple[int, ...], init: int, num_cl
     return model
 
 
-@register_model("densenet", (3, 224, 224))
-def densenet121(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), drop_rate: float = 0.0,
-                small_input: bool | None = None) -> DenseNet:
-    """DenseNet-121: growth 32, blocks (6, 12, 24, 16), 8.0M parameters."""
-    return _densenet("densenet121", 32, (6, 12, 24, 16), 64, num_classes, in_chans, input_size, drop_rate,
-                     small_input)
-
-
-@register_model("densenet", (3, 224, 224))
-def densenet161(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), drop_rate: float = 0.0,
-                small_input: bool | None = None) -> DenseNet:
-    """DenseNet-161: growth 48, blocks (6, 12, 36, 24), 28.7M parameters."""
-    return _densenet("densenet161", 48, (6, 12, 36, 24), 96, num_classes, in_chans, input_size, drop_rate,
-                     small_input)
-
-
-@register_model("densenet", (3, 224, 224))
-def densenet169(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), drop_rate: float = 0.0,
-                small_input: bool | None = None) -> DenseNet:
-    """DenseNet-169: growth 32, blocks (6, 12, 32, 32), 14.1M parameters."""
-    return _densenet("densenet169", 32, (6, 12, 32, 32), 64, num_classes, in_chans, input_size, drop_rate,
-                     small_input)
-
-
-@register_model("densenet", (3, 224, 224))
-def densenet201(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), drop_rate: float = 0.0,
-                small_input: bool | None = None) -> DenseNet:
-    """DenseNet-201: growth 32, blocks (6, 12, 48, 32), 20.0M parameters."""
-    return _densenet("densenet201", 32, (6, 12, 48, 32), 64, num_classes, in_chans, input_size, drop_rate,
-                     small_input)
+register_variants("densenet", (3, 224, 224), _densenet, {
+    "densenet121": Variant("DenseNet-121: growth 32, blocks (6, 12, 24, 16), 8.0M parameters.",
+                           {"growth": 32, "blocks": (6, 12, 24, 16), "init": 64}),
+    "densenet161": Variant("DenseNet-161: growth 48, blocks (6, 12, 36, 24), 28.7M parameters.",
+                           {"growth": 48, "blocks": (6, 12, 36, 24), "init": 96}),
+    "densenet169": Variant("DenseNet-169: growth 32, blocks (6, 12, 32, 32), 14.1M parameters.",
+                           {"growth": 32, "blocks": (6, 12, 32, 32), "init": 64}),
+    "densenet201": Variant("DenseNet-201: growth 32, blocks (6, 12, 48, 32), 20.0M parameters.",
+                           {"growth": 32, "blocks": (6, 12, 48, 32), "init": 64}),
+})  # fmt: skip

@@ -23,19 +23,15 @@ from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, _parse_size
 _AUX_MODELS = ("googlenet", "inception_v3")
 
 
-def create_external(
-    name: str,
-    num_classes: int = 1000,
-    in_chans: int | None = None,
-    input_size: int | tuple[int, ...] | None = None,
-    **kwargs: Any,
-) -> nn.Module:
-    """Build ``torchvision:NAME`` or ``timm:NAME`` (randomly initialised) and attach a :class:`ModelInfo`."""
+def create_external(name: str, num_classes: int, in_chans: int | None, input_size: int | tuple[int, ...] | None,
+                    kwargs: dict[str, Any]) -> nn.Module:  # fmt: skip
+    """Build ``torchvision:NAME`` or ``timm:NAME`` (randomly initialised) and attach a :class:`ModelInfo`.
+
+    Called by :func:`~cnnkit.models.create_model`, which holds the defaults and checks ``num_classes``.
+    """
     lib, _, model_name = name.partition(":")
     if not model_name:
         raise ModelError(f"model name missing after {lib + ':'!r}", hint=f"for example {lib}:resnet18")
-    if num_classes < 1:
-        raise ModelError(f"num_classes must be >= 1, got {num_classes}")
     if lib == "torchvision":
         return _torchvision(name, model_name, num_classes, in_chans, input_size, kwargs)
     if lib == "timm":

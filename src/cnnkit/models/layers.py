@@ -91,3 +91,13 @@ def is_small(input_size: tuple[int, int], small_input: bool | None) -> bool:
     if small_input is not None:
         return bool(small_input)
     return min(input_size) < 64
+
+
+def he_init(model: nn.Module) -> None:
+    """torchvision's initialisation of ReLU conv nets: He normal (fan-out) convolutions, batch norm at 1 and 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

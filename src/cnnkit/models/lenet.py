@@ -31,6 +31,17 @@ def _check_size(name: str, input_size: tuple[int, int], minimum: int) -> tuple[i
     return h, w
 
 
+def _conv_pool_body(in_chans: int, widths: tuple[int, int], act: str, pool: str, h: int, w: int
+                    ) -> tuple[nn.Sequential, int]:  # fmt: skip
+    """LeNet's body, two stages of 5x5 convolution, activation and 2x2 pooling; and its output size per image."""
+    c1, c2 = widths
+    body = nn.Sequential(
+        nn.Conv2d(in_chans, c1, 5), make_activation(act), make_pool(pool, 2),
+        nn.Conv2d(c1, c2, 5), make_activation(act), make_pool(pool, 2),
+    )  # fmt: skip
+    return body, c2 * (_conv_out(_conv_out(h, 5) // 2, 5) // 2) * (_conv_out(_conv_out(w, 5) // 2, 5) // 2)
+
+
 def _gray_norm(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (0.5,) * in_chans, (0.5,) * in_chans
 
@@ -42,14 +53,9 @@ class LeNet5(Classifier):
                  pool: str = "max") -> None:
         super().__init__()
         h, w = _check_size("lenet5", input_size, 16)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 6, 5), make_activation(act), make_pool(pool, 2),
-            nn.Conv2d(6, 16, 5), make_activation(act), make_pool(pool, 2),
-        )  # fmt: skip
-        fh = _conv_out(_conv_out(h, 5) // 2, 5) // 2
-        fw = _conv_out(_conv_out(w, 5) // 2, 5) // 2
+        self.features, n_features = _conv_pool_body(in_chans, (6, 16), act, pool, h, w)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(16 * fh * fw, 120), make_activation(act),
+            nn.Flatten(), nn.Linear(n_features, 120), make_activation(act),
             nn.Linear(120, 84), make_activation(act), nn.Linear(84, num_classes),
         )  # fmt: skip
         mean, std = _gray_norm(in_chans)
@@ -74,14 +80,9 @@ class LeNet1(Classifier):
                  pool: str = "avg") -> None:
         super().__init__()
         h, w = _check_size("lenet1", input_size, 16)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 4, 5), make_activation(act), make_pool(pool, 2),
-            nn.Conv2d(4, 12, 5), make_activation(act), make_pool(pool, 2),
-        )  # fmt: skip
-        fh = _conv_out(_conv_out(h, 5) // 2, 5) // 2
-        fw = _conv_out(_conv_out(w, 5) // 2, 5) // 2
+        self.features, n_features = _conv_pool_body(in_chans, (4, 12), act, pool, h, w)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(12 * fh * fw, num_classes)
+        self.fc = nn.Linear(n_features, num_classes)
         mean, std = _gray_norm(in_chans)
         self.info = ModelInfo("lenet1", "lenet", (in_chans, h, w), num_classes, mean, std, "fc", min_size=16)
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier
-from .layers import default_norm, is_small, make_activation
+from .layers import default_norm, he_init, is_small, make_activation
 from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
 
 # (output channels, stride) of the 13 depthwise separable layers (the paper's Table 1).
@@ -89,12 +89,7 @@ class MobileNetV1(Classifier):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

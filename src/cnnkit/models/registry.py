@@ -80,6 +80,39 @@ def register_model(
     return deco
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One model of a family table: its one-line description, the builder's fixed arguments, its recipe."""
+
+    doc: str
+    args: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] | None = None
+
+
+def register_variants(family: str, default_input: tuple[int, int, int], build: Callable[..., nn.Module],
+                      variants: dict[str, Variant]) -> None:  # fmt: skip
+    """Register one model per row of a family's table (``resnet18``, ``resnet34``, ...) built by one function.
+
+    Model ``NAME`` is ``build(name=NAME, **row.args, **user_args)``. Its signature lists only what a user may
+    set (``num_classes``, ``in_chans``, ``input_size`` and the family's options), so ``--model-args`` is
+    checked against exactly those, as for a hand-written builder.
+    """
+    sig = inspect.signature(build)
+    for key, row in variants.items():
+        fn = _bound(build, key, row.args)
+        fn.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[q for n, q in sig.parameters.items() if n != "name" and n not in row.args])
+        fn.__doc__, fn.__name__, fn.__qualname__, fn.__module__ = row.doc, key, key, build.__module__
+        register_model(family, default_input, recipe=row.recipe)(fn)
+
+
+def _bound(build: Callable[..., nn.Module], name: str, args: dict[str, Any]) -> Callable[..., nn.Module]:
+    def builder(**kwargs: Any) -> nn.Module:
+        return build(name=name, **args, **kwargs)
+
+    return builder
+
+
 def _ensure_loaded() -> None:
     # Importing the package registers every family (each module decorates its builders).
     from . import _families  # noqa: F401
@@ -138,14 +171,14 @@ def create_model(
     (for example a CIFAR-style stem below 64 px). ``torchvision:NAME`` and ``timm:NAME`` build those
     libraries' models through the same call.
     """
+    if num_classes < 1:
+        raise ModelError(f"num_classes must be >= 1, got {num_classes}")
     if name.startswith(("torchvision:", "timm:")):
         from .external import create_external
 
-        return create_external(name, num_classes=num_classes, in_chans=in_chans, input_size=input_size, **kwargs)
+        return create_external(name, num_classes, in_chans, input_size, kwargs)
     entry = model_entry(name)
     c, h, w = _parse_size(input_size, entry.default_input, in_chans)
-    if num_classes < 1:
-        raise ModelError(f"num_classes must be >= 1, got {num_classes}")
     check_model_args(name, kwargs)
     try:
         model = entry.fn(num_classes=num_classes, in_chans=c, input_size=(h, w), **kwargs)

@@ -28,8 +28,8 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import Classifier
-from .layers import default_norm, is_small
-from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+from .layers import default_norm, he_init, is_small
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Variant, register_variants
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -79,7 +79,17 @@ def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
     return nn.Sequential(conv1x1(in_ch, out_ch, stride), nn.BatchNorm2d(out_ch))
 
 
-class BasicBlock(nn.Module):
+class _PostActivation(nn.Module):
+    """The end every post-activation block shares: the SE gate (if any), the shortcut added, then ReLU."""
+
+    def _merge(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "se"):
+            out = self.se(out)
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class BasicBlock(_PostActivation):
     """ResNet basic block: two 3x3 conv-BN with ReLU, plus the shortcut, then ReLU (torchvision names).
 
     ``se`` adds a squeeze-and-excitation gate on the residual branch before the addition.
@@ -100,15 +110,11 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if hasattr(self, "se"):
-            out = self.se(out)
-        return self.relu(out + identity)
+        return self._merge(self.bn2(self.conv2(out)), x)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_PostActivation):
     """ResNet bottleneck block: 1x1 reduce, 3x3 (carries the stride, as torchvision's "v1.5"), 1x1 expand x4."""
 
     expansion = 4
@@ -128,13 +134,9 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if hasattr(self, "se"):
-            out = self.se(out)
-        return self.relu(out + identity)
+        return self._merge(self.bn3(self.conv3(out)), x)
 
 
 class PreActBasicBlock(nn.Module):
@@ -233,12 +235,7 @@ class ResNet(Classifier):
             self.final_bn = nn.BatchNorm2d(self._in)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self._in, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
         if zero_init_residual and not self.preact:
             # Each block starts as the identity (Goyal et al. 2017).
             for m in self.modules():
@@ -290,9 +287,10 @@ _DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, ...]]] 
 _PREACT = {BasicBlock: PreActBasicBlock, Bottleneck: PreActBottleneck}
 
 
-def _imagenet_resnet(name: str, depth: int, num_classes: int, in_chans: int, input_size: tuple[int, int],
-                     small_input: bool | None, preact: bool = False, se_reduction: int | None = None,
+def _imagenet_resnet(name: str, depth: int, num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+                     small_input: bool | None = None, preact: bool = False, se_reduction: int | None = None,
                      dilation: bool = False, zero_init_residual: bool = False) -> ResNet:
+    """ResNet ``name`` of ``depth`` layers (torchvision layout at >= 64 px, a small stem below)."""
     block, layers = _DEPTHS[depth]
     model = ResNet(
         _PREACT[block] if preact else block, layers, num_classes, in_chans,
@@ -305,8 +303,26 @@ def _imagenet_resnet(name: str, depth: int, num_classes: int, in_chans: int, inp
     return model
 
 
-def _cifar_resnet(name: str, depth: int, num_classes: int, in_chans: int, input_size: tuple[int, int],
-                  shortcut: str) -> ResNet:
+def _resnet(name: str, depth: int, num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+            dilation: bool = False, zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
+    """An ImageNet ResNet; ``dilation`` trades the last two strides for dilation (segmentation backbones)."""
+    return _imagenet_resnet(name, depth, num_classes, in_chans, input_size, small_input, dilation=dilation,
+                            zero_init_residual=zero_init_residual)  # fmt: skip
+
+
+def _preact_resnet(name: str, depth: int, num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+                   small_input: bool | None = None) -> ResNet:  # fmt: skip
+    return _imagenet_resnet(name, depth, num_classes, in_chans, input_size, small_input, preact=True)
+
+
+def _se_resnet(name: str, depth: int, num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
+               reduction: int = 16, small_input: bool | None = None) -> ResNet:  # fmt: skip
+    return _imagenet_resnet(name, depth, num_classes, in_chans, input_size, small_input, se_reduction=reduction)
+
+
+def _cifar_resnet(name: str, depth: int, num_classes: int = 10, in_chans: int = 3, input_size=(32, 32),
+                  shortcut: str = "A") -> ResNet:  # fmt: skip
+    """The paper's CIFAR ResNet of ``depth`` = 6n + 2 layers: 3 stages x n basic blocks at 16/32/64 channels."""
     n = (depth - 2) // 6
     model = ResNet(BasicBlock, (n, n, n), num_classes, in_chans, widths=(16, 32, 64), stem="cifar",
                    shortcut=shortcut)
@@ -315,128 +331,36 @@ def _cifar_resnet(name: str, depth: int, num_classes: int, in_chans: int, input_
     return model
 
 
-# ---- ImageNet ResNets (torchvision layout at >= 64 px) ----
+def _table(names: dict[str, int], recipe: dict | None = None) -> dict[str, Variant]:
+    return {n: Variant(_DOCS[n], {"depth": d}, recipe) for n, d in names.items()}
 
 
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
-             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
-    """ResNet-18: basic blocks (2, 2, 2, 2), 11.7M parameters."""
-    return _imagenet_resnet("resnet18", 18, num_classes, in_chans, input_size, small_input,
-                            dilation=dilation, zero_init_residual=zero_init_residual)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
-             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
-    """ResNet-34: basic blocks (3, 4, 6, 3), 21.8M parameters."""
-    return _imagenet_resnet("resnet34", 34, num_classes, in_chans, input_size, small_input,
-                            dilation=dilation, zero_init_residual=zero_init_residual)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
-             zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
-    """ResNet-50: bottleneck blocks (3, 4, 6, 3), 25.6M parameters."""
-    return _imagenet_resnet("resnet50", 50, num_classes, in_chans, input_size, small_input,
-                            dilation=dilation, zero_init_residual=zero_init_residual)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def resnet101(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
-              zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
-    """ResNet-101: bottleneck blocks (3, 4, 23, 3), 44.5M parameters."""
-    return _imagenet_resnet("resnet101", 101, num_classes, in_chans, input_size, small_input,
-                            dilation=dilation, zero_init_residual=zero_init_residual)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def resnet152(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dilation: bool = False,
-              zero_init_residual: bool = False, small_input: bool | None = None) -> ResNet:
-    """ResNet-152: bottleneck blocks (3, 8, 36, 3), 60.2M parameters."""
-    return _imagenet_resnet("resnet152", 152, num_classes, in_chans, input_size, small_input,
-                            dilation=dilation, zero_init_residual=zero_init_residual)
-
-
-# ---- pre-activation ResNets ----
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def preact_resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
-                    small_input: bool | None = None) -> ResNet:
-    """Pre-activation ResNet-18 (BN -> ReLU -> conv blocks, He et al. 2016)."""
-    return _imagenet_resnet("preact_resnet18", 18, num_classes, in_chans, input_size, small_input, preact=True)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def preact_resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
-                    small_input: bool | None = None) -> ResNet:
-    """Pre-activation ResNet-34."""
-    return _imagenet_resnet("preact_resnet34", 34, num_classes, in_chans, input_size, small_input, preact=True)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def preact_resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224),
-                    small_input: bool | None = None) -> ResNet:
-    """Pre-activation ResNet-50 (bottleneck blocks)."""
-    return _imagenet_resnet("preact_resnet50", 50, num_classes, in_chans, input_size, small_input, preact=True)
-
-
-# ---- the paper's CIFAR ResNets (6n + 2 layers) ----
-
-
-@register_model("resnet", (3, 32, 32))
-def resnet20(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
-    """CIFAR ResNet-20: 3 stages x 3 basic blocks at 16/32/64 channels, 0.27M parameters."""
-    return _cifar_resnet("resnet20", 20, num_classes, in_chans, input_size, shortcut)
-
-
-@register_model("resnet", (3, 32, 32))
-def resnet32(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
-    """CIFAR ResNet-32: 3 stages x 5 basic blocks, 0.46M parameters."""
-    return _cifar_resnet("resnet32", 32, num_classes, in_chans, input_size, shortcut)
-
-
-@register_model("resnet", (3, 32, 32))
-def resnet44(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
-    """CIFAR ResNet-44: 3 stages x 7 basic blocks, 0.66M parameters."""
-    return _cifar_resnet("resnet44", 44, num_classes, in_chans, input_size, shortcut)
-
-
-@register_model("resnet", (3, 32, 32))
-def resnet56(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
-    """CIFAR ResNet-56: 3 stages x 9 basic blocks, 0.85M parameters."""
-    return _cifar_resnet("resnet56", 56, num_classes, in_chans, input_size, shortcut)
-
-
-@register_model("resnet", (3, 32, 32))
-def resnet110(num_classes: int = 10, in_chans: int = 3, input_size=(32, 32), shortcut: str = "A") -> ResNet:
-    """CIFAR ResNet-110: 3 stages x 18 basic blocks, 1.7M parameters."""
-    return _cifar_resnet("resnet110", 110, num_classes, in_chans, input_size, shortcut)
-
-
-# ---- squeeze-and-excitation ResNets ----
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def se_resnet18(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
-                small_input: bool | None = None) -> ResNet:
-    """SE-ResNet-18: ResNet-18 with a squeeze-and-excitation gate in every block."""
-    return _imagenet_resnet("se_resnet18", 18, num_classes, in_chans, input_size, small_input,
-                            se_reduction=reduction)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def se_resnet34(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
-                small_input: bool | None = None) -> ResNet:
-    """SE-ResNet-34."""
-    return _imagenet_resnet("se_resnet34", 34, num_classes, in_chans, input_size, small_input,
-                            se_reduction=reduction)
-
-
-@register_model("resnet", (3, 224, 224), recipe=IMAGENET_RECIPE)
-def se_resnet50(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), reduction: int = 16,
-                small_input: bool | None = None) -> ResNet:
-    """SE-ResNet-50 (28.1M parameters, the ILSVRC 2017 winner's building block)."""
-    return _imagenet_resnet("se_resnet50", 50, num_classes, in_chans, input_size, small_input,
-                            se_reduction=reduction)
+_DOCS = {
+    "resnet18": "ResNet-18: basic blocks (2, 2, 2, 2), 11.7M parameters.",
+    "resnet34": "ResNet-34: basic blocks (3, 4, 6, 3), 21.8M parameters.",
+    "resnet50": "ResNet-50: bottleneck blocks (3, 4, 6, 3), 25.6M parameters.",
+    "resnet101": "ResNet-101: bottleneck blocks (3, 4, 23, 3), 44.5M parameters.",
+    "resnet152": "ResNet-152: bottleneck blocks (3, 8, 36, 3), 60.2M parameters.",
+    "preact_resnet18": "Pre-activation ResNet-18 (BN -> ReLU -> conv blocks, He et al. 2016).",
+    "preact_resnet34": "Pre-activation ResNet-34.",
+    "preact_resnet50": "Pre-activation ResNet-50 (bottleneck blocks).",
+    "resnet20": "CIFAR ResNet-20: 3 stages x 3 basic blocks at 16/32/64 channels, 0.27M parameters.",
+    "resnet32": "CIFAR ResNet-32: 3 stages x 5 basic blocks, 0.46M parameters.",
+    "resnet44": "CIFAR ResNet-44: 3 stages x 7 basic blocks, 0.66M parameters.",
+    "resnet56": "CIFAR ResNet-56: 3 stages x 9 basic blocks, 0.85M parameters.",
+    "resnet110": "CIFAR ResNet-110: 3 stages x 18 basic blocks, 1.7M parameters.",
+    "se_resnet18": "SE-ResNet-18: ResNet-18 with a squeeze-and-excitation gate in every block.",
+    "se_resnet34": "SE-ResNet-34.",
+    "se_resnet50": "SE-ResNet-50 (28.1M parameters, the ILSVRC 2017 winner's building block).",
+}  # fmt: skip
+# ImageNet ResNets (torchvision layout at >= 64 px), pre-activation (He et al. 2016), squeeze-and-excitation.
+register_variants("resnet", (3, 224, 224), _resnet,
+                  _table({"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152},
+                         IMAGENET_RECIPE))  # fmt: skip
+register_variants("resnet", (3, 224, 224), _preact_resnet,
+                  _table({"preact_resnet18": 18, "preact_resnet34": 34, "preact_resnet50": 50}, IMAGENET_RECIPE))
+register_variants("resnet", (3, 224, 224), _se_resnet,
+                  _table({"se_resnet18": 18, "se_resnet34": 34, "se_resnet50": 50}, IMAGENET_RECIPE))
+# The paper's CIFAR ResNets (6n + 2 layers).
+register_variants("resnet", (3, 32, 32), _cifar_resnet,
+                  _table({"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}))

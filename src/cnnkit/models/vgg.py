@@ -15,7 +15,7 @@ from torch import nn
 
 from .base import Classifier
 from .layers import default_norm, is_small, make_pool
-from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, register_model
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, Variant, register_variants
 
 # Batch-norm VGG at the default lr (0.05) blows up in its first steps (loss ~10 on digits, stuck near
 # chance after 6 epochs); one epoch of linear warmup lets it reach 99%. Measured in tests/engine.
@@ -87,70 +87,27 @@ class VGG(Classifier):
         return self.classifier[:-1](x) if pre_logits else self.classifier(x)
 
 
-def _vgg(name: str, batch_norm: bool, num_classes: int, in_chans: int, input_size: tuple[int, int],
-         dropout: float, pool: str, small_input: bool | None) -> VGG:
+def _vgg(name: str, num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
+         pool: str = "max", small_input: bool | None = None) -> VGG:
+    """VGG ``name`` (``vgg16``, or ``vgg16_bn`` with batch normalisation after each convolution)."""
+    base, batch_norm = name.removesuffix("_bn"), name.endswith("_bn")
     small = is_small(input_size, small_input)
-    features = make_layers(CFGS[name], in_chans, batch_norm, pool, ceil_mode=small)
+    features = make_layers(CFGS[base], in_chans, batch_norm, pool, ceil_mode=small)
     model = VGG(features, num_classes, small, dropout)
     mean, std = default_norm(in_chans, IMAGENET_MEAN, IMAGENET_STD)
-    full = name + ("_bn" if batch_norm else "")
     # Five 2x2 poolings: 32 px floor to 1x1 at ImageNet layout; ceil_mode keeps even 1 px alive.
-    model.info = ModelInfo(full, "vgg", (in_chans, *input_size), num_classes, mean, std,
+    model.info = ModelInfo(name, "vgg", (in_chans, *input_size), num_classes, mean, std,
                            "classifier.0" if small else "classifier.6", min_size=1 if small else 32)
     return model
 
 
-@register_model("vgg", (3, 224, 224), recipe=PLAIN_RECIPE)
-def vgg11(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-          pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-11 (configuration A): 8 conv + 3 FC layers."""
-    return _vgg("vgg11", False, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=BN_RECIPE)
-def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-             pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-11 with batch normalisation after each convolution."""
-    return _vgg("vgg11", True, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=PLAIN_RECIPE)
-def vgg13(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-          pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-13 (configuration B): 10 conv + 3 FC layers."""
-    return _vgg("vgg13", False, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=BN_RECIPE)
-def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-             pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-13 with batch normalisation after each convolution."""
-    return _vgg("vgg13", True, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=PLAIN_RECIPE)
-def vgg16(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-          pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-16 (configuration D): 13 conv + 3 FC layers, 138M parameters."""
-    return _vgg("vgg16", False, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=BN_RECIPE)
-def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-             pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-16 with batch normalisation after each convolution."""
-    return _vgg("vgg16", True, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=PLAIN_RECIPE)
-def vgg19(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-          pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-19 (configuration E): 16 conv + 3 FC layers."""
-    return _vgg("vgg19", False, num_classes, in_chans, input_size, dropout, pool, small_input)
-
-
-@register_model("vgg", (3, 224, 224), recipe=BN_RECIPE)
-def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, input_size=(224, 224), dropout: float = 0.5,
-             pool: str = "max", small_input: bool | None = None) -> VGG:
-    """VGG-19 with batch normalisation after each convolution."""
-    return _vgg("vgg19", True, num_classes, in_chans, input_size, dropout, pool, small_input)
+register_variants("vgg", (3, 224, 224), _vgg, {
+    "vgg11": Variant("VGG-11 (configuration A): 8 conv + 3 FC layers.", recipe=PLAIN_RECIPE),
+    "vgg11_bn": Variant("VGG-11 with batch normalisation after each convolution.", recipe=BN_RECIPE),
+    "vgg13": Variant("VGG-13 (configuration B): 10 conv + 3 FC layers.", recipe=PLAIN_RECIPE),
+    "vgg13_bn": Variant("VGG-13 with batch normalisation after each convolution.", recipe=BN_RECIPE),
+    "vgg16": Variant("VGG-16 (configuration D): 13 conv + 3 FC layers, 138M parameters.", recipe=PLAIN_RECIPE),
+    "vgg16_bn": Variant("VGG-16 with batch normalisation after each convolution.", recipe=BN_RECIPE),
+    "vgg19": Variant("VGG-19 (configuration E): 16 conv + 3 FC layers.", recipe=PLAIN_RECIPE),
+    "vgg19_bn": Variant("VGG-19 with batch normalisation after each convolution.", recipe=BN_RECIPE),
+})  # fmt: skip

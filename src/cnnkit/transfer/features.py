@@ -4,7 +4,8 @@ product quantisation, then an external classifier or a nearest-neighbour search)
 
 Any named layer is read with a forward hook; the forward pass stops right after it (the layers above
 are not computed). Convolutional maps are globally average-pooled (``pool="avg"``, one value per
-channel), max-pooled, or flattened. The default layer is the input of the final classifier layer:
+channel), average-pooled over a grid of regions (``avg:G``; ``auto`` picks one when ``--pca``/``--pq``
+need more numbers than the layer has channels), max-pooled, or flattened. The default layer is the input of the final classifier layer:
 the "penultimate" features the classifier itself sees.
 
 The result is a :class:`FeatureSet`: one row per image with its label, split and id, saved as ``.npz``.
@@ -22,12 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import DatasetSplits, ImageData, Normalize, TensorLoader, load_dataset
+from ..data import DatasetSplits, ImageData, Normalize, TensorLoader
 from ..errors import ConfigError, DataError
 from ..models import create_model, get_submodule
-from ..run import LoadedRun, RunDir, load_run
+from ..run import LoadedRun
+from .feature_file import check_arrays, read_npz
 
-POOLS = ("avg", "max", "flatten")
+POOLS = ("auto", "avg", "max", "flatten")
 SPLITS = ("train", "val", "test")
 
 
@@ -90,11 +92,11 @@ class FeatureSet:
             raise DataError(f"feature file {str(p)!r} is a folder", hint=hint)
         if not p.is_file():
             raise DataError(f"feature file {str(p)!r} does not exist", hint=hint)
-        d = _read_npz(p, hint)
+        d = read_npz(p, hint)
         missing = {"features", "labels", "split", "ids", "classes"} - set(d)
         if missing:
             raise DataError(f"{str(p)!r} is not a cnnkit feature file (missing {', '.join(sorted(missing))})", hint=hint)
-        meta = _check_arrays(d, repr(str(p)))
+        meta = check_arrays(d, repr(str(p)), SPLITS)
         pq = {k: v for k, v in d.items() if k.startswith("pq_")} or None
         return cls(d["features"], d["labels"], d["split"], d["ids"], [str(c) for c in d["classes"]],
                    meta, d.get("codes"), pq)  # fmt: skip
@@ -108,80 +110,6 @@ def npz_path(path: str | Path) -> Path:
     return path
 
 
-def _read_npz(p: Path, hint: str) -> dict[str, Any]:
-    """Every member of the ``.npz`` at ``p`` (``allow_pickle=False``), or a DataError saying what is wrong."""
-    try:
-        z = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        # numpy's words for "neither .npz nor .npy" suggest unpickling it: that would run the file's code.
-        if "pickle" in str(e).lower():
-            raise DataError(f"{str(p)!r} is not an .npz feature file", hint=hint) from None
-        raise DataError(f"cannot read {str(p)!r} as a feature file: {e}", hint=hint) from None
-    except Exception as e:  # zipfile, zlib and the OS raise several types for a damaged archive
-        raise DataError(f"cannot read {str(p)!r} as a feature file ({type(e).__name__}: {e})", hint=hint) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array
-        raise DataError(f"{str(p)!r} holds a single .npy array, not an .npz feature file", hint=hint)
-    d: dict[str, Any] = {}
-    with z:
-        for k in z.files:
-            try:
-                d[k] = z[k]
-            except ValueError as e:
-                if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
-                    raise DataError(f"{str(p)!r}: array {k!r} holds pickled Python objects, which cnnkit never loads",
-                                    hint=hint) from None  # fmt: skip
-                raise DataError(f"{str(p)!r}: array {k!r} is damaged ({e})", hint=hint) from None
-            except Exception as e:  # a corrupt member: bad CRC, truncated deflate stream, ...
-                raise DataError(f"{str(p)!r}: array {k!r} is damaged ({type(e).__name__}: {e})", hint=hint) from None
-    return d
-
-
-def _check_arrays(d: dict[str, Any], where: str) -> dict[str, Any]:
-    """Check the arrays of a feature file agree with each other; return its metadata.
-
-    A hand-edited or foreign ``.npz`` fails here with the array and the problem named, instead of deep
-    inside scikit-learn (or, worse, fitting on misaligned labels).
-    """
-    def bad(msg: str) -> DataError:
-        return DataError(f"{where}: {msg}", hint="re-extract it with `cnnkit features`")
-
-    for k, v in d.items():
-        if not isinstance(v, np.ndarray):  # a zip member that is not an .npy array comes back as bytes
-            raise bad(f"member {k!r} is not a NumPy array")
-    x, y, split, ids, classes = (d[k] for k in ("features", "labels", "split", "ids", "classes"))
-    if x.ndim != 2 or x.shape[1] < 1 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise bad(f"'features' must be a 2-D numeric array (N x D), got {x.ndim}-D {x.dtype}")
-    if not np.isfinite(x).all():
-        raise bad("'features' holds NaN or infinite values")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise bad(f"'labels' must be a 1-D integer array, got {y.ndim}-D {y.dtype}")
-    for name, a in (("split", split), ("ids", ids), ("classes", classes)):
-        if a.ndim != 1 or a.dtype.kind not in "US":
-            raise bad(f"{name!r} must be a 1-D array of strings, got {a.ndim}-D {a.dtype}")
-    lengths = {"features": len(x), "labels": len(y), "split": len(split), "ids": len(ids)}
-    if len(set(lengths.values())) != 1:
-        raise bad("arrays disagree in length: " + ", ".join(f"{k} {v}" for k, v in lengths.items()))
-    if len(classes) < 1:
-        raise bad("'classes' is empty")
-    if len(y) and (y.min() < 0 or y.max() >= len(classes)):
-        raise bad(f"labels run from {y.min()} to {y.max()} but there are {len(classes)} classes")
-    unknown = set(split.astype(str).tolist()) - set(SPLITS)
-    if unknown:
-        raise bad(f"unknown split name(s) {', '.join(sorted(unknown))} (expected train, val, test)")
-    codes = d.get("codes")
-    if codes is not None and (codes.ndim != 2 or len(codes) != len(x) or not np.issubdtype(codes.dtype, np.integer)):
-        raise bad(f"'codes' must be an integer array with one row per vector, got shape {codes.shape} {codes.dtype}")
-    if "meta" not in d:
-        return {}
-    try:
-        meta = json.loads(str(d["meta"]))
-    except (json.JSONDecodeError, UnicodeError) as e:
-        raise bad(f"'meta' is not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise bad("'meta' is not a JSON object")
-    return meta
-
-
 class _Stop(Exception):
     """Raised by the hook once the wanted layer has run: the rest of the forward pass is skipped."""
 
@@ -191,13 +119,15 @@ def layer_names(model: nn.Module) -> list[str]:
     return [n for n, _ in model.named_modules() if n]
 
 
-@torch.no_grad()
-def layer_activations(
-    model: nn.Module, x: torch.Tensor, layer: str | None = None, pool: str = "avg"
-) -> torch.Tensor:
-    """Activations of ``layer`` (default: the classifier's input) for a normalised batch, as N x D."""
-    if pool not in POOLS:
+def _check_pool(pool: str) -> None:
+    grid = pool.partition(":")[2] if pool.startswith("avg:") else None
+    if pool not in POOLS and not (grid and grid.isdigit() and int(grid) >= 1):
         raise ConfigError(f"--pool {pool!r} is not allowed", hint="use " + ", ".join(POOLS))
+
+
+@torch.no_grad()
+def _capture(model: nn.Module, x: torch.Tensor, layer: str | None) -> torch.Tensor:
+    """The raw output of ``layer`` (default: the input of the classifier) for a normalised batch."""
     captured: list[torch.Tensor] = []
     if layer is None:
         module = get_submodule(model, model.info.classifier)
@@ -224,82 +154,111 @@ def layer_activations(
     if not captured:
         raise ConfigError(f"layer {layer!r} did not run in the forward pass",
                           hint="pick a layer of the main path (`cnnkit features --list-layers`)")  # fmt: skip
-    a = captured[0].float()
+    return captured[0].float()
+
+
+def layer_activations(model: nn.Module, x: torch.Tensor, layer: str | None = None, pool: str = "avg") -> torch.Tensor:
+    """Activations of ``layer`` (default: the classifier's input) for a normalised batch, as N x D.
+
+    ``pool`` turns a conv map into a vector: ``avg`` / ``max`` over all positions (one number per
+    channel), ``avg:G`` averaged over a G x G grid of regions (C x G x G numbers), ``flatten`` keeps
+    every value; ``auto`` here is ``avg`` (:func:`extract_features` resolves it from the reduction).
+    """
+    _check_pool(pool)
+    a = _capture(model, x, layer)
     if a.ndim == 4:
-        if pool == "avg":
+        if pool in ("avg", "auto"):
             a = a.mean((2, 3))
         elif pool == "max":
             a = a.amax((2, 3))
+        elif pool.startswith("avg:"):
+            a = nn.functional.adaptive_avg_pool2d(a, int(pool[4:]))
     elif a.ndim == 3 and pool != "flatten":  # token sequences (N x L x C): pool over tokens
-        a = a.mean(1) if pool == "avg" else a.amax(1)
+        a = a.amax(1) if pool == "max" else a.mean(1)
     return a.flatten(1)
 
 
-def _as_run(source: Any, device: torch.device) -> LoadedRun | None:
-    if isinstance(source, LoadedRun):
-        return source
-    # A path (an existing folder, or anything with a slash) is a run folder; a bare word is a model name.
-    if isinstance(source, Path) or (isinstance(source, str) and (Path(source).is_dir() or "/" in source)):
-        RunDir(source).check_exists()  # a clear "run folder does not exist" rather than "unknown model"
-        return load_run(source, device=device)
-    return None
+def auto_pool(model: nn.Module, image: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
+              layer: str | None, need: int) -> str:  # fmt: skip
+    """What ``--pool auto`` means for ``layer`` (probed with one uint8 ``image``): one average per channel,
+    unless a reduction needs more.
+
+    ``need`` is how many numbers per image the reduction asks for (twice ``--pca K``, or ``--pq M``
+    sub-vectors of two values): a conv map with fewer channels is average-pooled over the smallest
+    G x G grid of regions that gives that many (spatial-pyramid style), or flattened when no grid is
+    enough. LeNet-5's last conv block (16 x 5 x 5) with ``--pca 32`` becomes ``avg:2`` (64 numbers).
+    """
+    device = next(model.parameters()).device
+    was = model.training
+    a = _capture(model.eval(), Normalize(mean, std)(image[:1]).to(device), layer)
+    model.train(was)
+    if a.ndim != 4 or a.shape[1] >= need:
+        return "avg"
+    c, h, w = a.shape[1:]
+    grid = next((g for g in range(2, min(h, w) + 1) if c * g * g >= need), None)
+    return f"avg:{grid}" if grid is not None else "flatten"
 
 
-def _load_for(data: str | DatasetSplits, input_size: tuple[int, int], channels: int, cfg: dict[str, Any] | None
-              ) -> DatasetSplits:  # fmt: skip
+def _split_data(data: str | DatasetSplits | None, base: dict[str, Any] | None = None, channels: int | None = None,
+                **options: Any) -> DatasetSplits:  # fmt: skip
+    """``data`` as given, or loaded as ``cnnkit train`` would (split, seed, size: :func:`data_config`)."""
     if isinstance(data, DatasetSplits):
         return data
-    cfg = cfg or {}
-    return load_dataset(data, input_size=input_size, channels=channels, val_split=cfg.get("val_split", 0.15),
-                        test_split=cfg.get("test_split", 0.15), seed=cfg.get("seed", 0),
-                        root=cfg.get("data_root"))  # fmt: skip
+    from ..engine.train import data_config, load_data_for
+
+    return load_data_for(data_config(data, base, **options), channels=channels)
 
 
 def resolve_source(
     source: Any, data: str | DatasetSplits | None = None, input_size: int | None = None,
     weights: str | Path | None = None, device: str = "cpu",
 ) -> tuple[nn.Module | None, DatasetSplits, tuple[float, ...], tuple[float, ...], str]:  # fmt: skip
-    """``(model or None for pixels, data, mean, std, description)`` for a run folder, model name or module."""
+    """``(model or None for pixels, data, mean, std, description)`` for a run folder, model name or module.
+
+    The data is the run's own (its recorded split) unless ``data`` names other data, which is then
+    split and sized as the run was; for a model name it is sized as ``cnnkit train`` would size it.
+    """
     from ..engine.device import select_device
+    from ..resolve import run_or_model
 
     dev = select_device(device)
-    run = _as_run(source, dev)
-    if run is not None:
-        c, h, w = run.meta.input_size
+    if isinstance(source, nn.Module):
+        c, h, _ = source.info.input_size
+        ds = _split_data(data, channels=c, input_size=h)
+        return source.to(dev).eval(), ds, ds.mean, ds.std, f"module {type(source).__name__}"
+    if source == "pixels":
+        if data is None:
+            raise ConfigError("raw-pixel features need --data")
+        if isinstance(data, DatasetSplits):
+            ds = data
+        else:  # no model to fit: the images' own size unless --input-size asks for another
+            from ..engine.train import data_config, load_data_for
+
+            ds = load_data_for(data_config(data).replace(input_size=input_size))
+        return None, ds, ds.mean, ds.std, "raw pixels"
+    if not isinstance(source, (str, Path, LoadedRun)):
+        raise ConfigError(f"cannot extract features with {type(source).__name__}",
+                          hint="pass a run folder, a model name, an nn.Module or 'pixels'")  # fmt: skip
+    run = run_or_model(source, dev)
+    if isinstance(run, LoadedRun):
         if data is None:
             from ..evaluate import run_data
 
             ds = run_data(run)  # the run's own split, checked against split.json
         else:
-            ds = _load_for(data, (h, w), c, run.config)
+            c, h, _ = run.meta.input_size
+            ds = _split_data(data, run.config, channels=c, source=str(run.path / "config.yaml"), input_size=h)
         return run.model, ds, tuple(run.meta.mean), tuple(run.meta.std), f"run {run.path}"
-    if source == "pixels":
-        if data is None:
-            raise ConfigError("raw-pixel features need --data")
-        size = input_size
-        ds = data if isinstance(data, DatasetSplits) else load_dataset(data, input_size=size)
-        return None, ds, ds.mean, ds.std, "raw pixels"
-    if isinstance(source, nn.Module):
-        info = source.info
-        ds = _load_for(data if data is not None else "digits", tuple(info.input_size[1:]), info.input_size[0], None)
-        return source.to(dev).eval(), ds, ds.mean, ds.std, f"module {type(source).__name__}"
-    if not isinstance(source, str):
-        raise ConfigError(f"cannot extract features with {type(source).__name__}",
-                          hint="pass a run folder, a model name, an nn.Module or 'pixels'")  # fmt: skip
     # A model name: randomly initialised unless weights are given (random conv features are a baseline).
-    from ..models import model_entry
-
-    entry = model_entry(source) if ":" not in source else None
-    size = input_size or (entry.default_input[1] if entry else 224)
-    ds = data if isinstance(data, DatasetSplits) else load_dataset(data or "digits", input_size=size)
+    ds = _split_data(data, model=run, input_size=input_size)
     c, h, w = ds.image_shape
-    model = create_model(source, num_classes=ds.num_classes, in_chans=c, input_size=(h, w))
-    desc = f"{source} (random initialisation)"
+    model = create_model(run, num_classes=ds.num_classes, in_chans=c, input_size=(h, w))
+    desc = f"{run} (random initialisation)"
     if weights is not None:
         from ..models.weights import load_weights
 
         load_weights(model, weights, strict=False, skip_classifier=True)
-        desc = f"{source} with weights {Path(weights).name}"
+        desc = f"{run} with weights {Path(weights).name}"
     return model.to(dev).eval(), ds, ds.mean, ds.std, desc
 
 
@@ -326,7 +285,7 @@ def extract_features(
     data: str | DatasetSplits | None = None,
     *,
     layer: str | None = None,
-    pool: str = "avg",
+    pool: str = "auto",
     splits: tuple[str, ...] | list[str] = SPLITS,
     pca: int | None = None,
     pq: int | None = None,
@@ -343,8 +302,11 @@ def extract_features(
     initialised, or ``weights=FILE``), an ``nn.Module`` with ``.info``, or ``"pixels"`` (raw pixels,
     the baseline). ``pca=K`` projects on the first K principal components and ``pq=M`` replaces each
     vector by its product-quantisation reconstruction (M sub-vectors, ``2**pq_bits`` centroids each,
-    codes in :attr:`FeatureSet.codes`); both are fitted on the training rows only.
+    codes in :attr:`FeatureSet.codes`); both are fitted on the training rows only. ``pool="auto"``
+    averages a conv map per channel, over a grid of regions when the reduction needs more numbers
+    (:func:`auto_pool`); ``meta["pool"]`` records what was used.
     """
+    _check_pool(pool)
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ConfigError(f"unknown split {bad[0] if bad else '(none)'!r}", hint="use train, val and/or test")
@@ -356,6 +318,8 @@ def extract_features(
         part = ds.split(s)
         if not len(part):
             continue
+        if pool == "auto" and model is not None:
+            pool = auto_pool(model, part.images, mean, std, layer, 2 * max(pca or 0, pq or 0))
         feats.append(features_of(model, part.images, mean, std, layer, pool, batch_size))
         labels.append(part.labels.numpy())
         split_col += [s] * len(part)
