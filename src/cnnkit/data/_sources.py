@@ -1,3 +1,3 @@
 """Imports every dataset source so it registers itself."""
 
-from . import digits, files, torchvision_sets  # noqa: F401
+from . import digits, files, shards, torchvision_sets  # noqa: F401
