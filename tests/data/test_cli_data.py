@@ -27,7 +27,8 @@ def test_show_batch_writes_a_labelled_grid(tmp_path, capsys, fx):
     out = tmp_path / "batch.png"
     assert main(["show-batch", "digits", "-o", str(out), "--n", "12", "--input-size", "16"]) == 0
     text = capsys.readouterr().out
-    assert "12 train images" in text and "augment: translate=2,rotate=10" in text
+    # auto at 16 px: digits are chiral (no flips), shifts of 1/16 of the side
+    assert "12 train images" in text and "augment: translate=1,rotate=10" in text and "no flips" in text
     with Image.open(out) as im:
         assert im.size[0] > 300
     root = fx.make_messy_folder(tmp_path / "messy")

@@ -32,6 +32,8 @@ def save_batch_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[st
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from ..io import atomic_write
+
     n = len(images)
     cols = min(8, n) or 1
     rows = math.ceil(n / cols)
@@ -51,7 +53,8 @@ def save_batch_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[st
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    # Atomic: an interrupted run leaves the previous grid, never half a file. The temporary file has no
+    # image suffix, so the format is named from the real one.
+    atomic_write(path, lambda p: fig.savefig(p, dpi=120, format=path.suffix.lstrip(".").lower() or "png"))
     plt.close(fig)
     return path

@@ -28,7 +28,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def _tick_font(k: int) -> float:
-    return 9 if k <= 12 else 7 if k <= 30 else 5 if k <= 60 else 3
+    return 11 if k <= 12 else 8 if k <= 30 else 5 if k <= 60 else 3
 
 
 def plot_confusion(cm: Any, classes: list[str], path: str | Path, title: str = "") -> Path:
@@ -39,8 +39,9 @@ def plot_confusion(cm: Any, classes: list[str], path: str | Path, title: str = "
     k = len(classes)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    side = min(max(4.5, 0.45 * k), 14)
-    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2.5, side + 1), dpi=110)
+    side = min(max(4.3, 0.43 * k), 14)
+    # 100 dpi: at 10 classes the figure is about 1110 px wide, the report's column, so it shows unscaled.
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 2.5, side + 1), dpi=100)
     for ax, mat, name, fmt in ((axes[0], cm, "counts", "d"), (axes[1], norm, "row-normalised (recall)", ".2f")):
         im = ax.imshow(mat, cmap="Blues", vmin=0, vmax=None if fmt == "d" else 1, interpolation="nearest")
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -54,7 +55,7 @@ def plot_confusion(cm: Any, classes: list[str], path: str | Path, title: str = "
             for i in range(k):
                 for j in range(k):
                     if mat[i, j]:
-                        ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=7 if k > 12 else 8,
+                        ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=8 if k > 12 else 10,
                                 color="white" if mat[i, j] > 0.6 * hi else "black")  # fmt: skip
     if title:
         fig.suptitle(title)
@@ -62,31 +63,82 @@ def plot_confusion(cm: Any, classes: list[str], path: str | Path, title: str = "
     return _save(fig, path)
 
 
+def pr_zoom(curves: list[tuple[Any, Any]]) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The recall and precision ranges where the curves differ, or ``None`` when a close-up adds nothing.
+
+    Only the part of a curve up to its full recall counts (beyond it, lower thresholds only add false
+    positives at constant recall). The box starts a little left of the last recall any class reaches at
+    precision 1 and a little below the lowest precision any class falls to; on near-perfect models it is
+    a small corner of the unit square, where the full view shows flat lines on top of each other.
+    """
+    import numpy as np
+
+    x0, y0 = 1.0, 1.0
+    for precision, recall in curves:
+        p, r = np.asarray(precision, dtype=float), np.asarray(recall, dtype=float)
+        if len(r) == 0 or np.isnan(r).all():
+            continue
+        end = int(np.argmax(r >= r.max())) + 1  # up to the first threshold with full recall
+        keep = r[:end] > 0  # thresholds above every positive add no area (and no visible step)
+        p, r = p[:end][keep], r[:end][keep]
+        if not len(r):
+            continue
+        y0 = min(y0, float(np.nanmin(p)))
+        below = np.flatnonzero(p < 1)
+        if len(below):
+            i = below[0]
+            x0 = min(x0, float(r[i - 1]) if i > 0 else 0.0)  # the last recall still at precision 1
+    if y0 >= 1.0:
+        return None  # every class perfectly ranked: nothing to zoom into
+    if x0 < 0.35 and y0 < 0.35:
+        return None  # the curves already use most of the square
+    pad_x, pad_y = max(0.1 * (1 - x0), 0.004), max(0.1 * (1 - y0), 0.004)
+    return (max(0.0, x0 - pad_x), 1 + pad_x / 2), (max(0.0, y0 - pad_y), 1 + pad_y / 2)
+
+
 def plot_pr_curves(curves: list[tuple[Any, Any]], ap: list[float], classes: list[str], path: str | Path,
                    title: str = "") -> Path:  # fmt: skip
-    """One-vs-rest precision-recall curve of every class, AP in the legend, mAP in the title."""
+    """One-vs-rest precision-recall curve of every class, AP in the legend, mAP in the title.
+
+    Next to the full view, a close-up of the region where the curves differ (:func:`pr_zoom`): a model
+    at 99% draws every curve along the top and right edges of the full square.
+    """
     import numpy as np
 
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(7.5, 6), dpi=110)
-    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20")
-    labelled = set(range(k)) if k <= 20 else set(np.argsort(np.nan_to_num(ap, nan=2.0))[:8].tolist())
-    for c, (precision, recall) in enumerate(curves):
-        if len(recall) == 0 or np.isnan(recall).all():
-            continue
-        # Start the step curve at recall 0 with the first precision, as the AP sum does.
-        r, p = np.r_[0.0, recall], np.r_[precision[:1], precision]
-        if c in labelled:
-            ax.step(r, p, where="pre", lw=1.4, color=cmap(c % cmap.N), label=f"{classes[c]} (AP {ap[c]:.3f})")
-        else:
-            ax.step(r, p, where="pre", lw=0.6, color="0.7")
-    m = float(np.nanmean(ap)) if len(ap) else float("nan")
-    ax.set(xlabel="recall  TP / (TP + FN)", ylabel="precision  TP / (TP + FP)", xlim=(0, 1.01), ylim=(0, 1.02),
-           title=(title + "\n" if title else "") + f"One-vs-rest precision-recall curves (mAP {m:.4f})")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=7 if k > 10 else 8, ncol=1 if k <= 10 else 2,
-              title=None if k <= 20 else "8 lowest AP (others grey)")  # fmt: skip
-    fig.tight_layout()
+    zoom = pr_zoom(curves)
+    with plt.rc_context({"font.size": 11, "axes.titlesize": 12}):
+        # At most 1120 px wide: the report (and a laptop screen) shows it unscaled.
+        fig, axes = plt.subplots(1, 2 if zoom else 1, figsize=(11.2 if zoom else 7.5, 5.6), dpi=100, squeeze=False,
+                                 layout="constrained")  # fmt: skip
+        cmap = plt.get_cmap("tab10" if k <= 10 else "tab20")
+        labelled = set(range(k)) if k <= 20 else set(np.argsort(np.nan_to_num(ap, nan=2.0))[:8].tolist())
+        for ax in axes[0]:
+            for c, (precision, recall) in enumerate(curves):
+                if len(recall) == 0 or np.isnan(recall).all():
+                    continue
+                # Start the step curve at recall 0 with the first precision, as the AP sum does.
+                r, p = np.r_[0.0, recall], np.r_[precision[:1], precision]
+                if c in labelled:
+                    ax.step(r, p, where="pre", lw=1.6, color=cmap(c % cmap.N), label=f"{classes[c]} (AP {ap[c]:.4f})",
+                            alpha=0.85)  # fmt: skip
+                else:
+                    ax.step(r, p, where="pre", lw=0.6, color="0.7")
+            ax.set(xlabel="recall  TP / (TP + FN)", ylabel="precision  TP / (TP + FP)")
+            ax.grid(alpha=0.3)
+        m = float(np.nanmean(ap)) if len(ap) else float("nan")
+        full = axes[0, 0]
+        full.set(xlim=(0, 1.01), ylim=(0, 1.02), title="All thresholds")
+        if zoom:
+            (x0, x1), (y0, y1) = zoom
+            close = axes[0, 1]
+            close.set(xlim=(x0, x1), ylim=(y0, y1), title="Close-up: where the classes differ")
+            # The close-up's box drawn on the full view, so the two read together.
+            full.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=1.2, color="0.25"))
+        # The legend beside the axes: on a near-perfect model every corner of them holds a curve.
+        fig.legend(*full.get_legend_handles_labels(), loc="outside right center", fontsize=9 if k > 10 else 10,
+                   ncol=1 if k <= 12 else 2, title="class (AP)" if k <= 20 else "8 lowest AP (others grey)")  # fmt: skip
+        fig.suptitle((title + "\n" if title else "") + f"One-vs-rest precision-recall curves (mAP {m:.4f})")
     return _save(fig, path)
 
 
@@ -98,7 +150,8 @@ def plot_reliability(cal: Any, path: str | Path, title: str = "") -> Path:
     width = np.diff(edges)
     centres = edges[:-1] + width / 2
     used = np.asarray(cal.count) > 0
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.5, 7.6), dpi=110, height_ratios=[3, 1.2], sharex=True)
+    # 650 px wide at 100 dpi: the report shows it unscaled beside its explanation.
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.5, 7.6), dpi=100, height_ratios=[3, 1.2], sharex=True)
     acc = np.where(used, cal.accuracy, 0.0)
     conf = np.where(used, cal.confidence, 0.0)
     a1.bar(centres[used], acc[used], width=width[used], edgecolor="black", color="#4c72b0", label="accuracy of the bin")
@@ -111,12 +164,12 @@ def plot_reliability(cal: Any, path: str | Path, title: str = "") -> Path:
     a1.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
            title=(title + "\n" if title else "") + f"Reliability diagram (ECE {cal.ece:.4f}, MCE {cal.mce:.4f})")  # fmt: skip
     # The legend goes under the figure: the bars may fill any corner of the axes.
-    fig.legend(*a1.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8.5, frameon=False)
+    fig.legend(*a1.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=10, frameon=False)
     a1.grid(alpha=0.3)
     a2.bar(centres, cal.count, width=width, color="0.5", edgecolor="black")
     for x, c in zip(centres, cal.count, strict=True):
         if c:
-            a2.text(x, c, str(int(c)), ha="center", va="bottom", fontsize=7)
+            a2.text(x, c, str(int(c)), ha="center", va="bottom", fontsize=9)
     a2.set(xlabel="confidence (top probability)", ylabel="images", title="Images per confidence bin")
     if np.asarray(cal.count).max(initial=0) > 0:
         a2.set_yscale("symlog")  # most images sit in the top bin; a log axis keeps the rest visible
@@ -124,6 +177,11 @@ def plot_reliability(cal: Any, path: str | Path, title: str = "") -> Path:
     a2.grid(alpha=0.3)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return _save(fig, path)
+
+
+def _short_id(name: str, n: int = 16) -> str:
+    """An id or class name that fits a thumbnail's width: the end of a long one is the part that differs."""
+    return name if len(name) <= n else "…" + name[-(n - 1):]
 
 
 def plot_top_losses(images: Any, rows: list[dict[str, Any]], path: str | Path, title: str = "",
@@ -134,7 +192,9 @@ def plot_top_losses(images: Any, rows: list[dict[str, Any]], path: str | Path, t
     n = max(len(rows), 1)
     cols = min(cols, n)
     nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(1.75 * cols, 2.4 * nrows + 0.6), dpi=110, squeeze=False)
+    # 1.375 in per thumbnail at 100 dpi: 8 columns are 1110 px, within the report's width, so 9.5 pt stays 13 px.
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.375 * cols + 0.1, 2.3 * nrows + 0.7), dpi=100, squeeze=False,
+                             layout="constrained")  # fmt: skip
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, r in zip(axes.flat, images, rows, strict=False):
@@ -144,14 +204,14 @@ def plot_top_losses(images: Any, rows: list[dict[str, Any]], path: str | Path, t
         else:
             ax.imshow(np.transpose(a[:3], (1, 2, 0)), interpolation="nearest")
         wrong = r["true"] != r["pred"]
-        ax.set_title(f"{r['id']}\ntrue {r['true']}, pred {r['pred']}\n"
-                     f"p(pred) {r['p_pred']:.2f} p(true) {r['p_true']:.2f}", fontsize=7,
-                     color="#b00020" if wrong else "black")  # fmt: skip
+        ax.set_title(f"{_short_id(str(r['id']))}\ntrue {_short_id(str(r['true']), 10)}\n"
+                     f"pred {_short_id(str(r['pred']), 10)} p={r['p_pred']:.2f}\np(true)={r['p_true']:.2f}",
+                     fontsize=9.5, color="#b00020" if wrong else "black",
+                     fontweight="bold" if wrong else "normal")  # fmt: skip
     if not rows:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle((title + "\n" if title else "") + "Top losses: -log p(true) highest first (red = misclassified)",
-                 fontsize=10)  # fmt: skip
-    fig.tight_layout()
+                 fontsize=12)  # fmt: skip
     return _save(fig, path)
 
 

@@ -27,8 +27,9 @@ nav a{margin-right:12px;color:#2458a6;text-decoration:none;font-size:14px}
 table{border-collapse:collapse;background:#fff;font-size:13px;margin:6px 0 10px}
 th,td{border:1px solid #dde1e6;padding:4px 8px;text-align:right} th{background:#eef1f4}
 td.l,th.l{text-align:left} tr.worst td{background:#fdecee}
-img{max-width:100%;background:#fff;border:1px solid #dde1e6;border-radius:6px;display:block;margin:6px 0}
+img{max-width:100%;height:auto;background:#fff;border:1px solid #dde1e6;border-radius:6px;display:block;margin:6px 0}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:18px;align-items:start}
+.side{display:grid;grid-template-columns:auto 1fr;gap:18px;align-items:start}
 .note{color:#56606b;font-size:13px;max-width:900px}
 code{background:#eef1f4;padding:1px 4px;border-radius:3px}
 """
@@ -163,7 +164,10 @@ def write_report(out: Path, run: LoadedRun, runs: list[LoadedRun], m: dict[str, 
 against the rest. Macro averages weigh every class equally; weighted ones by support. Accuracy per million
 parameters and per GMAC: the lectures' "accuracy per parameter" (cost counts every model and TTA view).</p>
 <h2 id="training">Training curves</h2>
-<div class="cols"><div>{curves}</div><div>{train_tbl}</div></div>
+{curves}
+<p class="note">Loss on a logarithmic axis (late epochs differ as much as early ones); the dashed green line marks
+the best epoch, whose weights the run keeps; the lower panel is the learning rate each epoch started with.</p>
+{train_tbl}
 <h2 id="per-class">Per-class metrics</h2>
 <p class="note">Rows shaded red: the lowest F1 scores.</p>
 {per_class}
@@ -171,14 +175,17 @@ parameters and per GMAC: the lectures' "accuracy per parameter" (cost counts eve
 {_figure(out / 'confusion.png', 'confusion matrix')}
 <h3>Most confused pairs</h3>
 {confused}
-<h2 id="pr">Precision-recall curves and calibration</h2>
-<div class="cols"><div>{_figure(out / 'pr_curves.png', 'precision-recall curves')}
+<h2 id="pr">Precision-recall curves</h2>
+{_figure(out / 'pr_curves.png', 'precision-recall curves')}
 <p class="note">Each class against the rest, sweeping a threshold on its probability. AP is the area under the
-step curve; mAP = {_fmt(m['map'])} is its mean over classes. ROC-AUC (macro, one-vs-rest) = {_fmt(m['roc_auc'])}.</p></div>
-<div id="calibration">{_figure(out / 'reliability.png', 'reliability diagram')}
+step curve; mAP = {_fmt(m['map'])} is its mean over classes. ROC-AUC (macro, one-vs-rest) = {_fmt(m['roc_auc'])}.
+When the classes differ only near the top-right corner, a close-up of that region (the dashed box) is drawn
+beside the full view.</p>
+<h2 id="calibration">Calibration</h2>
+<div class="side">{_figure(out / 'reliability.png', 'reliability diagram')}
 <p class="note">Images binned by confidence (their top probability). A calibrated model is right 80% of the time
 when it says 80%: bars on the diagonal. Expected calibration error ECE = {_fmt(m['ece'])} (bin-size weighted mean
-gap), worst bin MCE = {_fmt(m['mce'])}.</p></div></div>
+gap), worst bin MCE = {_fmt(m['mce'])}.</p></div>
 <h2 id="losses">Top losses</h2>
 <p class="note">The images with the highest loss &minus;log p(true class): the most confidently wrong first.</p>
 {_figure(out / 'top_losses.png', 'top losses')}

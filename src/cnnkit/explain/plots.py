@@ -228,19 +228,36 @@ def plot_top_activations(images: torch.Tensor, boxes: Sequence[tuple[int, int, i
     return _save(fig, path)
 
 
+def grid_shape(n: int, max_cols: int = 5) -> tuple[int, int]:
+    """Rows and columns for ``n`` tiles with as few empty cells as the row count allows (7 -> 2 x 4,
+    not 2 x 5 with three blanks)."""
+    n = max(n, 1)
+    rows = math.ceil(n / max_cols)
+    return rows, math.ceil(n / rows)
+
+
 def plot_class_visualisations(images: Sequence[torch.Tensor], names: Sequence[str], probs: Sequence[float],
                               path: str | Path, title: str = "") -> Path:
-    """A grid of synthesised class images, each titled with its class and the model's probability."""
+    """A grid of synthesised class images, each titled with its class and the model's probability.
+
+    The grid is balanced (:func:`grid_shape`) and a short last row is centred; the title wraps to the
+    figure's width, so one class does not sit in the middle of a page-wide strip of white.
+    """
+    import textwrap
+
     n = len(images)
-    cols = min(5, n)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.4 * rows + 0.5), squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, img, name, p in zip(axes.flat, images, names, probs, strict=False):
+    rows, cols = grid_shape(n, 5 if n <= 20 else 8)
+    width = max(2.2 * cols, 3.2)
+    fig = plt.figure(figsize=(width, 2.45 * rows + 0.6), layout="constrained")
+    # Two grid columns per tile: a short last row can then start half a tile in and sit centred.
+    grid = fig.add_gridspec(rows, 2 * cols)
+    for i, (img, name, p) in enumerate(zip(images, names, probs, strict=False)):
+        r, c = divmod(i, cols)
+        left = cols - (n - r * cols) if r == rows - 1 and n % cols else 0
+        ax = fig.add_subplot(grid[r, left + 2 * c : left + 2 * c + 2])
         show_image(ax, img, f"class '{_short(name, 14)}'\np = {100 * p:.1f}%")
-        ax.set_axis_on()
-    fig.suptitle(title or "Class model visualisation (gradient ascent on the class score)", fontsize=11)
+    text = title or "Class model visualisation (gradient ascent on the class score)"
+    fig.suptitle(textwrap.fill(text, max(24, int(width * 72 / (0.55 * 11)))), fontsize=11)
     return _save(fig, path)
 
 

@@ -2,7 +2,8 @@
 
 The index is a dataset's training split; queries are its test (or validation) split or image files.
 Each query's k nearest index images (cosine or Euclidean distance, optionally after PCA, or
-approximated with product-quantisation codes) are drawn as a PNG and an HTML page of thumbnails.
+approximated with product-quantisation codes) are drawn as a PNG and an HTML page of thumbnails,
+failing queries first (``retrieval_page.py``).
 On labelled queries a neighbour is *relevant* when it has the query's class, and
 
 * precision@k = (relevant among the first k) / k, averaged over queries;
@@ -14,9 +15,6 @@ On labelled queries a neighbour is *relevant* when it has the query's class, and
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +49,20 @@ def retrieval_metrics(
     k = r.shape[1] if k is None else k
     if not 1 <= k <= r.shape[1]:
         raise ValueError(f"k={k} but only {r.shape[1]} results per query")
+    precision, ap = query_scores(q, r, k, n_relevant)
+    return {f"precision@{k}": float(precision.mean()) if len(q) else 0.0,
+            f"map@{k}": float(ap.mean()) if len(q) else 0.0, "queries": int(len(q)), "k": int(k)}  # fmt: skip
+
+
+def query_scores(query_labels: np.ndarray, retrieved_labels: np.ndarray, k: int,
+                 n_relevant: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """precision@k and AP@k of each query (the numbers :func:`retrieval_metrics` averages)."""
+    q, r = np.asarray(query_labels), np.asarray(retrieved_labels)
     rel = (r[:, :k] == q[:, None]).astype(np.float64)
     prec_at_i = np.cumsum(rel, 1) / np.arange(1, k + 1)
     denom = rel.sum(1) if n_relevant is None else np.minimum(k, np.asarray(n_relevant, dtype=np.float64))
     ap = np.divide((prec_at_i * rel).sum(1), denom, out=np.zeros(len(q)), where=denom > 0)
-    return {f"precision@{k}": float(rel.mean()) if len(q) else 0.0, f"map@{k}": float(ap.mean()) if len(q) else 0.0,
-            "queries": int(len(q)), "k": int(k)}  # fmt: skip
+    return rel.mean(1), ap
 
 
 def nearest_neighbors(
@@ -121,6 +127,9 @@ class RetrievalResult:
     description: str = ""
     png: Path | None = None
     html: Path | None = None
+    query_precision: np.ndarray | None = None  # per labelled query: precision@k and AP@k
+    query_ap: np.ndarray | None = None
+    shown: list[int] = field(default_factory=list)  # queries drawn in the PNG/HTML, in their order there
 
 
 def _query_images(query: str | Sequence[str | Path], ds: DatasetSplits) -> tuple[torch.Tensor, np.ndarray | None, list[str]]:
@@ -129,7 +138,8 @@ def _query_images(query: str | Sequence[str | Path], ds: DatasetSplits) -> tuple
         if not len(part):
             raise DataError(f"the {query} split of {ds.name!r} is empty: nothing to query with")
         return part.images, part.labels.numpy(), list(part.ids)
-    from ..evaluate.predict import collect_images, read_image
+    from ..data.images import read_image
+    from ..evaluate.predict import collect_images
 
     files = collect_images([query] if isinstance(query, (str, Path)) else list(query))
     if not files:
@@ -205,83 +215,26 @@ def retrieve(
     if q_labels is not None:
         counts = np.bincount(index_labels, minlength=ds.num_classes)
         result.metrics = retrieval_metrics(q_labels, index_labels[idx], k, counts[q_labels])
+        result.query_precision, result.query_ap = query_scores(q_labels, index_labels[idx], k, counts[q_labels])
     if out is not None:
-        result.png, result.html = _render(result, q_images, base.images, q_labels, index_labels, ds.classes, out, show)
+        result.png, result.html = _render(result, q_images, base.images, q_labels, index_labels, ds.classes, out, show,
+                                          metric)  # fmt: skip
     return result
-
-
-def _thumb(img: torch.Tensor) -> np.ndarray:
-    a = img.numpy()
-    return a[0] if a.shape[0] == 1 else np.transpose(a[:3], (1, 2, 0))
 
 
 def _render(
     r: RetrievalResult, q_images: torch.Tensor, x_images: torch.Tensor, q_labels: np.ndarray | None,
-    x_labels: np.ndarray, classes: list[str], out: str | Path, show: int,
+    x_labels: np.ndarray, classes: list[str], out: str | Path, show: int, metric: str,
 ) -> tuple[Path, Path]:  # fmt: skip
-    """A grid PNG (query, then its neighbours; green = same class, red = not) and an HTML page."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_write, atomic_write_text
+    """The grid PNG and the HTML page beside it, both showing the failing queries first."""
+    from ..io import atomic_write_text
+    from .retrieval_page import display_order, render_html, render_png
 
     png = Path(out)
     if png.suffix.lower() != ".png":
         png = png.with_suffix(".png")
     page = png.with_suffix(".html")
-    rows = max(1, min(show, len(r.neighbors)))
-    k = r.neighbors.shape[1]
-    fig, axes = plt.subplots(rows, k + 1, figsize=(1.1 * (k + 1), 1.25 * rows), squeeze=False)
-    for i in range(rows):
-        cells = [(q_images[i], "query" + (f" {classes[q_labels[i]]}" if q_labels is not None else ""), "black")]
-        for j, n in enumerate(r.neighbors[i]):
-            ok = q_labels is not None and x_labels[n] == q_labels[i]
-            color = "black" if q_labels is None else ("green" if ok else "red")
-            cells.append((x_images[n], f"{j + 1}: {classes[x_labels[n]]}", color))
-        for ax, (img, title, color) in zip(axes[i], cells, strict=True):
-            ax.imshow(_thumb(img), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=255, interpolation="nearest")
-            ax.set_title(title, fontsize=7, color=color)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_edgecolor(color)
-                s.set_linewidth(2 if color != "black" else 0.5)
-    title = r.description + ("  |  " + "  ".join(f"{m} {v:.3f}" for m, v in r.metrics.items()
-                                                 if m.startswith(("precision", "map"))) if r.metrics else "")  # fmt: skip
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    atomic_write(png, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-    atomic_write_text(page, _html(r, q_images, x_images, q_labels, x_labels, classes, rows, title))
+    r.shown = display_order(len(r.query_ids), r.query_precision, r.query_ap, show)
+    render_png(r, r.shown, q_images, x_images, q_labels, x_labels, classes, png, metric)
+    atomic_write_text(page, render_html(r, r.shown, q_images, x_images, q_labels, x_labels, classes, metric))
     return png, page
-
-
-def _data_uri(img: torch.Tensor) -> str:
-    from PIL import Image
-
-    a = _thumb(img)
-    buf = io.BytesIO()
-    Image.fromarray(a, mode="L" if a.ndim == 2 else "RGB").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _html(r: RetrievalResult, q_images: torch.Tensor, x_images: torch.Tensor, q_labels: np.ndarray | None,
-          x_labels: np.ndarray, classes: list[str], rows: int, title: str) -> str:  # fmt: skip
-    """A self-contained page (images inlined as data URIs), one table row per query."""
-    style = ("body{font-family:sans-serif} img{width:56px;height:56px;image-rendering:pixelated} "
-             "td{text-align:center;font-size:11px;padding:3px} .ok{outline:3px solid #2a2} .bad{outline:3px solid #c22}")  # fmt: skip
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>retrieval</title><style>{style}</style></head><body>",
-           f"<h3>{html.escape(title)}</h3><table>"]  # fmt: skip
-    for i in range(rows):
-        label = classes[q_labels[i]] if q_labels is not None else ""
-        cells = [f"<td><img src='{_data_uri(q_images[i])}'><br>query {html.escape(label)}<br>"
-                 f"<small>{html.escape(Path(r.query_ids[i]).name)}</small></td>"]  # fmt: skip
-        for j, n in enumerate(r.neighbors[i]):
-            cls = "" if q_labels is None else ("ok" if x_labels[n] == q_labels[i] else "bad")
-            cells.append(f"<td><img class='{cls}' src='{_data_uri(x_images[n])}'><br>{j + 1}: "
-                         f"{html.escape(classes[x_labels[n]])}<br><small>d={r.distances[i, j]:.3f}</small></td>")  # fmt: skip
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table></body></html>")
-    return "\n".join(out)
