@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ._run_methods import RunMethods
 from .errors import CheckpointError, RunExistsError
 from .io import atomic_write, atomic_write_json, atomic_write_text
 from .lock import RunLock  # noqa: F401  (re-exported: the run folder API)
@@ -206,9 +207,9 @@ def build_from_meta(meta: WeightsMeta, state: dict[str, torch.Tensor] | None = N
     return model
 
 
-@dataclass
-class LoadedRun:
-    """A trained model with what the run folder says about it."""
+@dataclass(repr=False)  # RunMethods' short repr, not one that prints the whole network
+class LoadedRun(RunMethods):
+    """A trained model with what the run folder says about it (``predict``/``explain``/``evaluate``: RunMethods)."""
 
     path: Path
     model: nn.Module
@@ -239,8 +240,17 @@ class RunDir:
 
     @staticmethod
     def new_name(model: str, data: str) -> str:
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in data.split(":")[-1].rstrip("/"))
-        return f"{datetime.now():%Y%m%d-%H%M%S}-{model.replace(':', '-')}-{safe[-24:]}"
+        """``20261130-042523-lenet5-digits``; a class subset adds its classes (``...-digits-5-6-7-8-9``)."""
+        from urllib.parse import parse_qsl
+
+        body, _, query = data.partition("?")  # a subset: spec's options are not part of a readable name
+        where = body.rpartition(":")[2].rstrip("/\\")
+        label = Path(where).name or where
+        classes = dict(parse_qsl(query)).get("classes")
+        if classes:
+            label += "-" + classes
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in label)[:40].strip("-") or "data"
+        return f"{datetime.now():%Y%m%d-%H%M%S}-{model.replace(':', '-')}-{safe}"
 
     # files
     config = property(lambda self: self.path / "config.yaml")

@@ -241,6 +241,20 @@ class ModelSummary:
         parts.append(Text(LEGEND, style="dim"))
         return Group(*parts)
 
+    def __repr__(self) -> str:  # the dataclass repr would list every row; str() is the full table
+        t = self.totals
+        return (f"ModelSummary({self.title()}: {commas(t.params)} parameters, {human(t.macs)} MACs per image, "
+                f"{len(self.rows)} rows)")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        """The table, totals and legend as HTML (Jupyter shows this instead of the repr)."""
+        from .._html import esc, fields, section, table
+
+        header, body, right = self._table_rows()
+        notes = "".join(f"<div>{esc(n)}</div>" for n in self.notes)
+        return section(self.title(), table(header, body, right), fields(self.totals_lines()), notes,
+                       f'<div style="font-size:11px;color:#666">{esc(LEGEND)}</div>')  # fmt: skip
+
     def __str__(self) -> str:
         from rich.console import Console
 

@@ -43,6 +43,9 @@ class ImageData:
 
     in_memory = True
 
+    def __repr__(self) -> str:  # the dataclass repr would print every pixel and id
+        return f"ImageData({len(self)} images of {_shape(self.image_shape)}, uint8, in memory)"
+
 
 @dataclass
 class FileData:
@@ -80,11 +83,19 @@ class FileData:
     def image_shape(self) -> tuple[int, int, int]:
         return self.channels, self.size[0], self.size[1]
 
-    def load(self, threads: int | None = None) -> ImageData:
-        """Decode every file into memory (bad files raise :class:`~cnnkit.errors.DataError`)."""
+    def decode(self, indices: Any = None, threads: int | None = None, executor: Any = None) -> tuple[Any, list]:
+        """Decode samples (all by default) to a uint8 ``N x C x H x W`` array; failures as ``(position, reason)``.
+
+        The one way loaders read a split, so a subclass can store samples elsewhere (tar shards).
+        """
         from .images import decode_files
 
-        images, failed = decode_files(self.files, self.channels, self.size, threads=threads)
+        files = self.files if indices is None else [self.files[i] for i in indices]
+        return decode_files(files, self.channels, self.size, threads=threads, executor=executor)
+
+    def load(self, threads: int | None = None) -> ImageData:
+        """Decode every file into memory (bad files raise :class:`~cnnkit.errors.DataError`)."""
+        images, failed = self.decode(threads=threads)
         if failed:
             from ..errors import DataError
 
@@ -96,6 +107,13 @@ class FileData:
     def images(self) -> torch.Tensor:
         """All images decoded now (for code written for :class:`ImageData`; prefer a loader)."""
         return self.load().images
+
+    def __repr__(self) -> str:
+        return f"FileData({len(self)} image files, decoded to {_shape(self.image_shape)} batch by batch)"
+
+
+def _shape(chw: tuple[int, int, int]) -> str:
+    return "x".join(map(str, chw))
 
 
 Split = ImageData | FileData
@@ -136,3 +154,38 @@ class DatasetSplits:
 
     def split_ids(self) -> dict[str, list[str]]:
         return {s: list(self.split(s).ids) for s in ("train", "val", "test")}
+
+    # ---- display: a short repr, and a table with sample images in a notebook
+    def __repr__(self) -> str:
+        sizes = " / ".join(f"{len(self.split(s))} {s}" for s in ("train", "val", "test"))
+        where = "in memory" if self.in_memory else "streamed from files"
+        return (f"DatasetSplits({self.name!r}: {self.num_classes} classes, {_shape(self.image_shape)}, {sizes}, "
+                f"{where})")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        from .._html import esc, fields, section, shorten, table, thumbnails
+
+        rows = [("classes", f"{self.num_classes}: {shorten(self.classes)}"),
+                ("images", f"{_shape(self.image_shape)} (C x H x W), uint8; "
+                           + ("in memory" if self.in_memory else "streamed from files")),
+                ("mean / std", f"{_numbers(self.mean)} / {_numbers(self.std)}")]  # fmt: skip
+        rows += [(k, v) for k, v in self.info.items() if k in ("source", "split") and v]
+        counts = [self.split(s).class_counts(self.num_classes) for s in ("train", "val", "test")]
+        shown = range(min(self.num_classes, 20))
+        per_class = table(["split", "images", *[self.classes[c] for c in shown]],
+                          [[s, len(self.split(s)), *[n[c] for c in shown]]
+                           for s, n in zip(("train", "val", "test"), counts, strict=True)],
+                          right=[False] + [True] * (len(shown) + 1),
+                          caption="images per class" + ("" if self.num_classes <= 20 else " (first 20 classes)"))  # fmt: skip
+        parts = [fields(rows), per_class]
+        notes = [*self.info.get("messages", []), *self.info.get("warnings", [])]
+        parts += [f"<div>{esc(n)}</div>" for n in notes]
+        if self.in_memory and len(self.train):  # one training image of each class (first 12 classes)
+            labels = self.train.labels.tolist()
+            first = [labels.index(c) for c in shown[:12] if c in labels]
+            parts.append(thumbnails(self.train.images[first], [self.classes[labels[i]] for i in first]))
+        return section(f"dataset {self.name}", *parts)
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")" if values else "-"

@@ -26,6 +26,8 @@ COLUMNS = [
     ("time_s", "sec", 6, "{:.1f}"),
 ]
 
+_clock = time.perf_counter  # the bar's clock (a module attribute, so tests can drive it)
+
 
 class Reporter:
     """Prints to the terminal and mirrors every line into the run's ``log.txt``."""
@@ -36,8 +38,11 @@ class Reporter:
         self.log = log  # callable(str) or None
         self._progress: Progress | None = None
         self._task = None
+        self._batches = self._done = 0
         self._epochs = 0
         self._t_epoch = 0.0
+        self._running: tuple[Any, int, int] | None = None  # (loss sum, images on this rank, on all)
+        self._shown_at = 0.0
 
     def print(self, text: str = "", style: str | None = None) -> None:
         if self.log is not None:
@@ -60,24 +65,56 @@ class Reporter:
 
     # ---- live bar
     def start_epoch(self, epoch: int, batches: int) -> None:
-        self._t_epoch = time.perf_counter()
+        self._t_epoch = _clock()
+        self._running, self._shown_at, self._batches, self._done = None, 0.0, batches, 0
         if not self.enabled or not self.console.is_terminal:
             return  # a live bar in a log file or CI output is noise; the epoch rows say enough
         self._progress = Progress(
             TextColumn(f"epoch {epoch}/{self._epochs}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TextColumn("eta"),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
             TimeRemainingColumn(), console=self.console, transient=True,
         )  # fmt: skip
         self._progress.start()
-        self._task = self._progress.add_task("train", total=batches, loss=float("nan"))
+        # No loss before the first batch: a dash, never a made-up number (this used to show "loss nan").
+        self._task = self._progress.add_task("train", total=batches, stats="loss -")
+
+    def running(self, loss_sum: Any, seen: int, world: int = 1) -> None:
+        """The epoch so far, from the loop: summed loss (a tensor, read lazily), images seen on this rank.
+
+        The tensor is only read when the bar is redrawn (a few times a second), so on a GPU the
+        loop is not synchronised after every batch just to print a number.
+        """
+        self._running = (loss_sum, seen, seen * world)
+
+    def stats(self, now: float | None = None) -> str:
+        """``loss 0.1234  5,120 img/s``: the epoch's mean training loss so far and its throughput."""
+        if self._running is None or self._running[1] == 0:
+            return "loss -"
+        loss_sum, seen, images = self._running
+        loss = float(loss_sum) / seen
+        rate = images / max((_clock() if now is None else now) - self._t_epoch, 1e-9)
+        return f"loss {loss:.4f}  {rate:,.0f} img/s"
 
     def advance(self, loss: float | None = None) -> None:
-        if self._progress is not None:
-            kw = {"loss": loss} if loss is not None else {}
-            self._progress.update(self._task, advance=1, **kw)
+        """One batch done; ``loss`` (that batch's) is shown only when the loop reports no running totals."""
+        if self._progress is None:
+            return
+        now = _clock()
+        self._done += 1
+        kw: dict[str, str] = {}
+        # Read the loss (a device sync on a GPU) at most 5 times a second, and after the last batch.
+        if now - self._shown_at >= 0.2 or self._done >= self._batches:
+            self._shown_at = now
+            if self._running is None and loss is not None:
+                kw["stats"] = f"loss {float(loss):.4f}"
+            else:
+                kw["stats"] = self.stats(now)
+        self._progress.update(self._task, advance=1, **kw)
+        if kw:
+            self._progress.refresh()  # draw the new numbers now, not at the next tick of rich's timer
 
     def end_epoch(self) -> float:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        return time.perf_counter() - self._t_epoch
+        return _clock() - self._t_epoch

@@ -4,10 +4,12 @@ from ..data.images import read_image
 from .compare import compare_runs
 from .complexity import count_macs, layer_table, model_cost
 from .predict import Prediction, collect_images, predict_files, predict_images
+from .result import EvalResult
 from .runner import evaluate_run, predict_logits, run_data
 from .tta import ensemble_probs, predict_probs, tta_views
 
 __all__ = [
+    "EvalResult",
     "Prediction",
     "collect_images",
     "compare_runs",

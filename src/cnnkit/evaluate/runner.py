@@ -23,6 +23,7 @@ from ..data import Normalize, TensorLoader
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from ..run import LoadedRun, RunDir, load_run
+from .result import EvalResult
 
 
 def run_data(run: LoadedRun, data: str | None = None):
@@ -142,17 +143,21 @@ def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def evaluate_run(
-    run_dir: str | Path,
+    run_dir: str | Path | LoadedRun,
     split: str = "test",
     data: str | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     write: bool = True,
     tta: str | None = None,
     ensemble: Sequence[str | Path] = (),
     report: bool = True,
     n_top_losses: int = 16,
-) -> dict[str, Any]:
-    """Evaluate a run's best weights on ``split`` and return the metrics dict.
+) -> EvalResult:
+    """Evaluate a run's best weights (or a run already loaded) on ``split`` and return the metrics.
+
+    The result is an :class:`~cnnkit.evaluate.result.EvalResult`: the metrics dict, with attribute
+    access, ``to_dict()``/``to_frame()`` and a notebook display. ``device`` defaults to the CPU for a
+    run folder and to where a loaded run's model already is.
 
     ``tta`` is ``None``, ``"flip"`` or ``"crops"`` (see :func:`~cnnkit.evaluate.tta.tta_views`);
     ``ensemble`` lists more run folders whose probabilities are averaged with this run's (they must
@@ -171,9 +176,15 @@ def evaluate_run(
     if tta is not None and tta not in TTA_MODES and tta != "none":
         raise ConfigError(f"unknown test-time augmentation {tta!r}", hint="use " + " or ".join(TTA_MODES))
     tta = None if tta == "none" else tta
-    _check_distinct([run_dir, *ensemble])
-    dev = select_device(device)
-    run = load_run(run_dir, device=dev)
+    if isinstance(run_dir, LoadedRun):  # a run loaded in a notebook: evaluated where its model is
+        _check_distinct([run_dir.path, *ensemble])
+        run = run_dir if device is None else run_dir.to(select_device(device))
+        run.model.eval()  # as load_run leaves it: dropout off, batch norm on its running statistics
+        dev = run.device
+    else:
+        _check_distinct([run_dir, *ensemble])
+        dev = select_device(device or "cpu")
+        run = load_run(run_dir, device=dev)
     runs = [run] + [load_run(r, device=dev) for r in ensemble]
     check_ensemble(runs)
     name = out_name(split, tta, len(runs))
@@ -228,7 +239,7 @@ def evaluate_run(
     metrics = _jsonable(metrics)
     if write:
         _write_outputs(out, run, runs, metrics, probs, y, part, top_rows, report)
-    return metrics
+    return EvalResult(metrics, written=write)
 
 
 def _write_outputs(out: Path, run: LoadedRun, runs: list[LoadedRun], metrics: dict[str, Any], probs: np.ndarray,
