@@ -6,6 +6,7 @@ Every field of :class:`TrainConfig` is also a ``cnnkit train`` flag (``--batch-s
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from collections.abc import Collection
@@ -45,7 +46,8 @@ class TrainConfig:
     # what
     model: str = _f("lenet5", "model name (`cnnkit models` lists them)")
     model_args: dict = _f({}, "extra keyword arguments for the model builder (YAML mapping)")
-    data: str = _f("digits", "dataset name, folder:PATH or csv:FILE (`cnnkit datasets` lists them)")
+    data: str = _f("digits", "dataset name, folder:PATH, csv:FILE, or a class subset of any of them: "
+                   "'subset:digits?classes=0,1,2,3,4' (`cnnkit datasets` lists the names)")
     data_root: str | None = _f(None, "where standard datasets live (default: $CNNKIT_DATA or ~/.cache/cnnkit/data)")
     download: bool = _f(False, "download a standard dataset if its files are missing")
     val_split: float = _f(0.15, "fraction held out for validation when the data has no val split", lo=0.0, hi=0.9)
@@ -57,7 +59,8 @@ class TrainConfig:
     cache: bool = _f(True, "folder/CSV data: keep decoded images on disk for the next run ($CNNKIT_CACHE or ~/.cache/cnnkit/decoded)")
     # how long and how big
     epochs: int = _f(30, "number of training epochs", lo=1, hi=1_000_000)
-    batch_size: int = _f(64, "mini-batch size", lo=1, hi=65536)
+    batch_size: int = _f(64, "mini-batch size (with torchrun: the global batch, split over the processes)",
+                         lo=1, hi=65536)
     # optimiser
     optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
     lr: float | None = _f(None, "learning rate (default: the model's recipe, else the optimiser's own, e.g. 0.05 "
@@ -77,7 +80,12 @@ class TrainConfig:
     loss: str = _f("cross_entropy", "loss function", LOSSES)
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing", lo=0.0, hi_open=1.0)
     # regularisation and stopping
-    augment: str = _f("auto", "augmentation: auto, none, or a list like 'translate=2,rotate=10,flip'")
+    augment: str = _f("auto", "augmentation: auto (chosen from the training images: no flips where a probe tells "
+                      "them from their mirror images, shifts for the image size, colour jitter for colour images), "
+                      "none, or a list like 'translate=2,rotate=10,flip'")
+    # Why `augment` is what it is ("auto chose SPEC: ..."): a record cnnkit writes, not an option. Its help
+    # is argparse.SUPPRESS, so `cnnkit train --help` does not list it as a flag.
+    augment_reason: str | None = _f(None, argparse.SUPPRESS)
     early_stopping: int = _f(0, "stop after this many epochs without improvement of --monitor (0: off)", lo=0)
     monitor: str = _f("val_loss", "validation metric for best checkpoint, plateau and early stopping", MONITOR)
     grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", lo=0.0)
@@ -86,6 +94,7 @@ class TrainConfig:
     amp: str = _f("auto", "mixed precision (auto: on for CUDA)", TRISTATE)
     channels_last: str = _f("auto", "channels-last memory format (auto: on for CUDA conv nets)", TRISTATE)
     workers: int = _f(0, "data loader worker processes for streamed data", lo=0, hi=256)
+    sync_bn: bool = _f(False, "with torchrun: batch-norm statistics over the global batch (SyncBatchNorm)")
     seed: int = _f(0, "random seed (splits, initialisation, shuffling, augmentation)", lo=0, hi=2**32 - 1)
     deterministic: bool = _f(True, "use deterministic algorithms (same seed, same numbers)")
     # run folder

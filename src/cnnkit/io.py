@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 TMP_PREFIX = ".tmp-"  # temp files start with this; a resumed run removes leftovers
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (os.umask can only be read by setting it, so set it back at once)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -26,6 +36,11 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+            # mkstemp makes the file 0600 whatever the umask (and some writers, e.g. safetensors, make
+            # their own file in its place); a plain open() gives 0666 & ~umask, so colleagues on a
+            # shared server can read the report. Give the finished file the mode open() would.
+            if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to fix
+                os.fchmod(fh.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +72,26 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def unused_name(path: str | Path) -> Path:
+    """``path`` if nothing is there, else the first free ``stem-2.suffix``, ``stem-3.suffix``, ...
+
+    For default output names: a command run twice, or next to a user's file of that name, writes a
+    new file instead of replacing one it did not create (an explicit ``-o`` names the file to write).
+    Files written beside the output (``retrieval.html`` beside ``retrieval.png``) count as taken too.
+    """
+    p = Path(path)
+
+    def taken(q: Path) -> bool:
+        return q.exists() or q.is_symlink() or (q.suffix == ".png" and q.with_suffix(".html").exists())
+
+    if not taken(p):
+        return p
+    n = 2
+    while taken(q := p.with_name(f"{p.stem}-{n}{p.suffix}")):
+        n += 1
+    return q
 
 
 def check_output_file(path: str | Path, option: str = "-o/--output", inputs: tuple[str | Path, ...] = ()) -> Path:

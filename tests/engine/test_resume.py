@@ -66,7 +66,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cnnkit", "train", "--resume", str(victim)], env=env,
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert f"resuming {victim} after epoch {done}/5" in r.stdout
+    assert f"resuming {victim}: {done} epoch(s) done, training epochs {done + 1}-5" in r.stdout
     assert _metrics(victim / "metrics.csv") == _metrics(runs / "full" / "metrics.csv")
     import json
 

@@ -41,7 +41,7 @@ def test_explain_writes_the_overlay_and_prints_the_top5(trained_run, digit_png, 
     out = tmp_path / f"{method}.png"
     code, text, _ = _run(capsys, "explain", trained_run, digit_png, "--method", method, "-o", out)
     assert code == 0
-    assert text.splitlines()[1].startswith("top-5: 3 ")  # the trained model calls it a 3
+    assert text.splitlines()[1].startswith("most likely: 3 ")  # the trained model calls it a 3
     assert _png(out)[0] > 800
 
 

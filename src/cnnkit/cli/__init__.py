@@ -26,11 +26,15 @@ COMMAND_MODULES = [
     "compare",
     "models",
     "datasets",
+    "pack",
+    "inspect",
     "show_batch",
     "classic",
     "transfer",
     "summary",
     "explain",
+    "lectures",
+    "deploy",
 ]
 
 
@@ -93,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`cnnkit predict ... | head -2`): stop writing, no traceback.
         _silence_stdout()
         return 141
+    except SystemExit as e:
+        # rich's Console handles a broken pipe itself: stdout to /dev/null, then SystemExit(1).
+        if e.code == 1 and _stdout_is_devnull():
+            return 141
+        raise
     except KeyboardInterrupt as e:
         if debug:
             raise
@@ -134,6 +143,13 @@ def _os_message(e: OSError) -> str:
     elif isinstance(e, NotADirectoryError):
         what += " (a file was given where a folder is expected)"
     return f"{where}: {what}" if where else what
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):  # no real stdout (a notebook, pytest's capture)
+        return False
 
 
 def _silence_stdout() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,15 +27,21 @@ def run(args: argparse.Namespace) -> int:
     def pct(v: float | None) -> str:
         return "" if v is None else f"{v:.2%}"
 
+    # Top-5 only means something with more than five classes; the column goes when no run has them.
+    top5 = any(r.get("top5") is not None for r in rows)
     t = Table(show_header=True, header_style="bold")
-    for col in ("run", "model", "params", "MACs", "accuracy", "top-5", "train time", "acc / M params", "from"):
+    cols = ("run", "model", "params", "MACs", "accuracy") + (("top-5",) if top5 else ()) + (
+        "train time", "acc / M params", "from")  # fmt: skip
+    for col in cols:
         t.add_column(col, justify="left" if col in ("run", "model", "from") else "right", no_wrap=col == "run")
     for r in rows:
         secs = r.get("train_seconds")
-        t.add_row(escape(r["name"]), escape(r["model"]), f"{r['params']:,}", f"{r['macs']:,}", pct(r["acc"]), pct(r["top5"]),
+        t.add_row(escape(r["name"]), escape(r["model"]), f"{r['params']:,}", f"{r['macs']:,}", pct(r["acc"]),
+                  *((pct(r["top5"]) if r.get("top5") is not None else "-",) if top5 else ()),
                   "" if secs is None else f"{secs:.1f} s", "" if r["acc_per_mparam"] is None else f"{r['acc_per_mparam']:.2f}",
                   escape(r["source"]))  # fmt: skip
     # Piped output has no terminal width to respect: do not squeeze run names into "lenet…".
     Console(width=None if sys.stdout.isatty() else 160).print(t)
-    print(f"written to {args.out}/compare.csv, acc_vs_macs.png, acc_vs_params.png")
+    out = Path(args.out)
+    print(f"written to {out / 'compare.csv'}, {out / 'acc_vs_macs.png'}, {out / 'acc_vs_params.png'}")
     return 0

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._args import add_device
+from ._args import add_command, add_device, add_json, add_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a saved run on its test split (metrics, figures, report.html)",
-        description="Evaluate a run's best weights: top-1/top-5, per-class precision/recall/specificity/F1, "
-        "confusion matrix, PR curves and mAP, ROC-AUC, log loss, calibration, top losses, accuracy per "
-        "parameter and per MAC. Written to RUN_DIR/eval/<split>[-variant]/ with report.html.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = add_command(sub, "eval", run, "evaluate a saved run on its test split (metrics, figures, report.html)",
+                    "Evaluate a run's best weights: top-1/top-5, per-class precision/recall/specificity/F1, "
+                    "confusion matrix, PR curves and mAP, ROC-AUC, log loss, calibration, top losses, accuracy "
+                    "per parameter and per MAC. Written to RUN_DIR/eval/<split>[-variant]/ with report.html.")  # fmt: skip
+    add_run(p)
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.add_argument("--data", help="evaluate on another dataset with the same classes")
     p.add_argument("--tta", choices=("flip", "crops"), help="test-time augmentation: average over mirror images "
@@ -25,8 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="more runs whose probabilities are averaged with RUN_DIR's (same classes)")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     add_device(p)
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.set_defaults(func=run)
+    add_json(p, "print the metrics as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     what = args.split + (f", TTA {args.tta} ({m['views']} views)" if args.tta else "")
     what += f", ensemble of {len(args.ensemble) + 1} runs" if args.ensemble else ""
-    print(f"{what}: {m['n']} images  accuracy {f(m['acc'], True)}  top-5 {f(m['top5'], True)}  "
+    # Top-5 of five classes or fewer is 100% by construction: only shown where it measures something.
+    top5 = f"top-5 {f(m['top5'], True)}  " if len(m.get("classes") or ()) > 5 else ""
+    print(f"{what}: {m['n']} images  accuracy {f(m['acc'], True)}  {top5}"
           f"error {f(m['error'], True)}  loss {f(m['loss'])}")  # fmt: skip
     print(f"macro precision {f(m['macro']['precision'])}  recall {f(m['macro']['recall'])}  "
           f"specificity {f(m['macro']['specificity'])}  F1 {f(m['macro']['f1'])}")  # fmt: skip

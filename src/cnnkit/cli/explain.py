@@ -10,15 +10,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._args import add_device, float_in, int_in
-
-SEEDS = int_in(0, 2**32 - 1)  # torch.manual_seed's range; a negative seed is a typo, not a choice
+from ._args import add_command, add_device, add_output, add_run, add_seed, float_in, int_in
 
 
 def _out(p: argparse.ArgumentParser, default: str) -> None:
     # default None: run_* fill it in, so "the default output" can be named when it clashes with an input.
-    p.add_argument("-o", "--output", default=None, help=f"PNG to write (default {default})")
+    add_output(p, None, default_text=f"default {default}")
     p.set_defaults(default_output=default)
+
+
+def _command(sub: Any, name: str, func: Any, output: str, help: str, description: str | None = None,
+             run: bool = True, image: bool = False) -> argparse.ArgumentParser:  # fmt: skip
+    """An explain command: ``[RUN_DIR] [IMAGE]``, ``--device`` and ``-o`` (one PNG); its own options go on the result."""
+    p = add_command(sub, name, func, help, description)
+    if run:
+        add_run(p)
+    if image:
+        p.add_argument("image", metavar="IMAGE", help="the image file")
+    add_device(p)
+    _out(p, output)
+    return p
 
 
 def _output(args: argparse.Namespace, *inputs: str | Path) -> Path:
@@ -27,19 +38,14 @@ def _output(args: argparse.Namespace, *inputs: str | Path) -> Path:
     ``inputs`` are the command's image files and, for a run folder, the files in it: a figure written
     over ``best.safetensors`` or over the image it explains would destroy what the user asked about.
     """
-    from ..errors import ConfigError
-    from ..io import check_output_file
+    from ..io import check_output_file, unused_name
 
     files: list[str | Path] = []
     for i in inputs:
         p = Path(i)
         files += [f for f in p.iterdir() if f.is_file()] if p.is_dir() else [p]
-    if args.output is None:
-        default = Path(args.default_output)
-        if any(default.exists() and f.exists() and default.samefile(f) for f in files):
-            raise ConfigError(f"the default output {str(default)!r} is also an input of this command",
-                              hint="name the result with -o FILE.png")  # fmt: skip
-        args.output = str(default)
+    if args.output is None:  # the default never replaces a file, an input or the last result
+        args.output = str(unused_name(args.default_output))
     return check_output_file(args.output, inputs=tuple(files))
 
 
@@ -47,71 +53,54 @@ def register(sub: Any) -> None:
     """Add the explain subcommands to ``cnnkit``'s sub-parsers."""
     from ..explain import ATTACKS, METHODS
 
-    p = sub.add_parser("explain", help="where the model looks: attribution heatmap of an image + top-5",
-                       description="Attribution map (saliency, Grad-CAM, guided backprop, deconvnet, occlusion or "
-                       "integrated gradients, via Captum) of one class for an image, over the image and beside the "
-                       "model's top-5 predictions.")  # fmt: skip
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--method", default="gradcam", choices=METHODS, help="attribution method (default gradcam)")
+    p = _command(sub, "explain", run_explain, "explain.png",
+                 "where the model looks: attribution heatmap of an image + top-5",
+                 "Attribution map (saliency, Grad-CAM, guided backprop, deconvnet, occlusion or "
+                 "integrated gradients, via Captum) of one class for an image, over the image and beside the "
+                 "model's top-5 predictions.", image=True)  # fmt: skip
+    p.add_argument("--method", default="gradcam", choices=(*METHODS, "stn"),
+                   help="attribution method (default gradcam); stn: what a spatial transformer does to the image")
     p.add_argument("--target", metavar="CLASS", help="class to explain, by name or index (default: the prediction)")
     p.add_argument("--layer", metavar="NAME", help="Grad-CAM layer (default: the last Conv2d)")
-    add_device(p)
-    _out(p, "explain.png")
-    p.set_defaults(func=run_explain)
 
-    p = sub.add_parser("filters", help="what the first layer learned: its kernels as a grid",
-                       description="Plot a convolution's kernels (default the first Conv2d; RGB kernels in colour), "
-                       "optionally beside a bank of Gabor filters of the same size.")  # fmt: skip
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = _command(sub, "filters", run_filters, "filters.png", "what the first layer learned: its kernels as a grid",
+                 "Plot a convolution's kernels (default the first Conv2d; RGB kernels in colour), "
+                 "optionally beside a bank of Gabor filters of the same size.")  # fmt: skip
     p.add_argument("--layer", metavar="NAME", help="convolution to show (default: the first Conv2d)")
     p.add_argument("--gabor", action="store_true", help="show Gabor filters beside the learnt ones")
-    add_device(p)
-    _out(p, "filters.png")
-    p.set_defaults(func=run_filters)
 
-    p = sub.add_parser("feature-maps", help="the maps a layer computes for an image")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("image", metavar="IMAGE")
+    p = _command(sub, "feature-maps", run_feature_maps, "maps.png", "the maps a layer computes for an image", image=True)
     p.add_argument("--layer", metavar="NAME", required=True, help="layer name, e.g. features.0")
     p.add_argument("--max-maps", type=int_in(1, 1024), default=32, help="show at most this many maps (default 32)")
-    add_device(p)
-    _out(p, "maps.png")
-    p.set_defaults(func=run_feature_maps)
 
-    p = sub.add_parser("top-activations", help="the images and patches that excite one unit most",
-                       description="Search a split of the run's data for the images whose strongest response of "
-                       "UNIT (a channel of a conv layer) is highest; show them with the receptive field of that "
-                       "response boxed, and the patches (Zeiler and Fergus).")  # fmt: skip
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = _command(sub, "top-activations", run_top_activations, "top.png",
+                 "the images and patches that excite one unit most",
+                 "Search a split of the run's data for the images whose strongest response of "
+                 "UNIT (a channel of a conv layer) is highest; show them with the receptive field of that "
+                 "response boxed, and the patches (Zeiler and Fergus).")  # fmt: skip
     p.add_argument("--layer", metavar="NAME", required=True)
     p.add_argument("--unit", type=int_in(0, 1_000_000), required=True,
                    help="channel (conv layer) or output (dense layer) index")  # fmt: skip
     p.add_argument("--data", help="search another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("-k", type=int_in(1, 1000), default=9, help="how many images (default 9)")
-    add_device(p)
-    _out(p, "top.png")
-    p.set_defaults(func=run_top_activations)
 
-    p = sub.add_parser("dream", help="class model visualisation: the image the network finds most typical of a class",
-                       description="Gradient ascent on the class score from a gray image, with jitter, blur and "
-                       "an L2 penalty (Simonyan et al. 2013).")  # fmt: skip
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = _command(sub, "dream", run_dream, "dream.png",
+                 "class model visualisation: the image the network finds most typical of a class",
+                 "Gradient ascent on the class score from a gray image, with jitter, blur and "
+                 "an L2 penalty (Simonyan et al. 2013).")  # fmt: skip
     p.add_argument("--class", dest="classes", default="all", metavar="C",
                    help="class name/index, comma-separated list, or 'all' (default)")  # fmt: skip
     p.add_argument("--steps", type=int_in(1, 100_000), default=150)
     p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.05)
     p.add_argument("--l2", type=float_in(0, 1e6), default=0.1, help="L2 penalty on the image (default 0.1)")
-    p.add_argument("--seed", type=SEEDS, default=0)
-    add_device(p)
-    _out(p, "dream.png")
-    p.set_defaults(func=run_dream)
+    add_seed(p)
 
-    p = sub.add_parser("style-transfer", help="render CONTENT in the style of STYLE (Gram-matrix losses)",
-                       description="Gatys et al.: optimise the pixels so the features match CONTENT and the Gram "
-                       "matrices match STYLE. No pretrained ImageNet weights are needed: by default a randomly "
-                       "initialised VGG-11 (seeded) is used, whose random features capture texture well.")  # fmt: skip
+    p = _command(sub, "style-transfer", run_style, "styled.png",
+                 "render CONTENT in the style of STYLE (Gram-matrix losses)",
+                 "Gatys et al.: optimise the pixels so the features match CONTENT and the Gram "
+                 "matrices match STYLE. No pretrained ImageNet weights are needed: by default a randomly "
+                 "initialised VGG-11 (seeded) is used, whose random features capture texture well.", run=False)  # fmt: skip
     p.add_argument("content", metavar="CONTENT")
     p.add_argument("style", metavar="STYLE")
     p.add_argument("--model", default="vgg11", metavar="RUN_DIR|NAME",
@@ -123,43 +112,40 @@ def register(sub: Any) -> None:
     p.add_argument("--optimizer", default="adam", choices=("adam", "lbfgs"))
     p.add_argument("--lr", type=float_in(0, 1000, lo_open=True), default=0.02, help="Adam step in pixel units (default 0.02)")
     p.add_argument("--style-weight", type=float_in(0, 1e9, lo_open=True), default=10.0)
-    p.add_argument("--seed", type=SEEDS, default=0)
-    add_device(p)
-    _out(p, "style.png")
-    p.set_defaults(func=run_style)
+    add_seed(p)
 
-    p = sub.add_parser("fool", help="an adversarial example: a near-identical image the model gets wrong")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("image", metavar="IMAGE")
+    p = _command(sub, "fool", run_fool, "fool.png",
+                 "an adversarial example: a near-identical image the model gets wrong", image=True)
     p.add_argument("--method", default="fgsm", choices=tuple(ATTACKS))
     p.add_argument("--eps", default="8/255", help="max change per pixel, in [0, 1]; fractions allowed (default 8/255)")
     p.add_argument("--target", metavar="CLASS", help="make the model predict this class (targeted attack)")
     p.add_argument("--label", metavar="CLASS", help="the image's true class (default: the model's prediction)")
     p.add_argument("--steps", type=int_in(1, 10_000), default=40, help="PGD iterations (default 40)")
-    add_device(p)
-    _out(p, "fool.png")
-    p.set_defaults(func=run_fool)
 
-    p = sub.add_parser("robustness", help="accuracy against attack strength eps (table + plot)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = _command(sub, "robustness", run_robustness, "robustness.png", "accuracy against attack strength eps (table + plot)")
     p.add_argument("--eps", default="0,1/255,2/255,4/255,8/255", help="comma-separated eps values (default 0..8/255)")
     p.add_argument("--method", default="fgsm", help=f"attack, or comma-separated attacks: {', '.join(ATTACKS)} (default fgsm)")
     p.add_argument("--steps", type=int_in(1, 10_000), default=10, help="PGD iterations (default 10)")
     p.add_argument("--data", help="attack another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("--limit", type=int_in(1, 10**9), help="use only the first N images")
-    add_device(p)
-    _out(p, "robustness.png")
-    p.set_defaults(func=run_robustness)
 
 
 def run_explain(args: argparse.Namespace) -> int:
     from ..explain import explain_image
 
     _output(args, args.image, args.run_dir)
+    if args.method == "stn":  # not an attribution: the image beside what the model's spatial transformer makes of it
+        from ..explain.stn_view import explain_stn
+
+        v = explain_stn(args.run_dir, args.image, args.output, device=args.device)
+        print("most likely: " + ", ".join(f"{c} {p:.2%}" for c, p in v.top))
+        print("affine map: " + " ".join(f"{t:.3f}" for t in v.theta[0].flatten().tolist()))
+        print(f"written to {v.path}")
+        return 0
     r = explain_image(args.run_dir, args.image, args.method, args.target, args.layer, args.output, device=args.device)
     print(f"{r.method} for class {r.target!r}" + (f" at layer {r.layer}" if r.layer else ""))
-    print("top-5: " + ", ".join(f"{c} {p:.1%}" for c, p in r.top))
+    print("most likely: " + ", ".join(f"{c} {p:.2%}" for c, p in r.top))
     print(f"written to {r.path}")
     return 0
 
@@ -203,7 +189,7 @@ def run_dream(args: argparse.Namespace) -> int:
     out = dream(args.run_dir, args.classes, args.output, steps=args.steps, lr=args.lr, l2=args.l2, seed=args.seed,
                 device=args.device)  # fmt: skip
     for v in out:
-        print(f"class {v.target}: score {v.score:.2f}, probability {v.prob:.1%}")
+        print(f"class {v.target}: score {v.score:.2f}, probability {v.prob:.2%}")
     print(f"written to {args.output}")
     return 0
 
@@ -235,8 +221,8 @@ def run_fool(args: argparse.Namespace) -> int:
     _output(args, args.image, args.run_dir)
     r = fool_image(args.run_dir, args.image, args.method, eps[0], args.target, args.steps, args.output, label=args.label,
                    device=args.device)  # fmt: skip
-    print(f"original:    {r.original[0]!r} {r.original[1]:.1%}")
-    print(f"adversarial: {r.adversarial[0]!r} {r.adversarial[1]:.1%}  (max pixel change {r.linf * 255:.1f}/255)")
+    print(f"original:    {r.original[0]!r} {r.original[1]:.2%}")
+    print(f"adversarial: {r.adversarial[0]!r} {r.adversarial[1]:.2%}  (max pixel change {r.linf * 255:.1f}/255)")
     goal = f"target {r.target!r} reached" if r.target is not None else "prediction changed"
     print(f"{goal}: {'yes' if r.fooled else 'no'}")
     print(f"written to {r.path}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..config import as_flags
@@ -31,17 +34,38 @@ def run(args: argparse.Namespace) -> int:
         where = f" in family {args.family!r}" if args.family else ""
         raise ModelError(f"no model matches --filter {args.filter!r}{where}",
                          hint="`cnnkit models` lists them all; the filter is a glob such as 'resnet*'")  # fmt: skip
-    t = Table(show_header=True, header_style="bold")
-    cols = ("name", "left"), ("family", "left"), ("params", "right"), ("input", "left"), ("recipe", "left"), ("description", "left")
-    for col, just in cols:
-        t.add_column(col, justify=just)
+    import shutil
+
+    # Fit the terminal: at 80 columns a description column would wrap one word per line, so it
+    # goes below the table's width limit (piped output gets a wide table: nothing to fit).
+    width = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
+    show_desc = width >= 110
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    t.add_column("name", no_wrap=True)
+    t.add_column("family", no_wrap=True)
+    t.add_column("params", justify="right", no_wrap=True)
+    t.add_column("input", no_wrap=True)
+    t.add_column("recipe (flags train sets unless given)", overflow="fold")
+    if show_desc:
+        t.add_column("description", min_width=30)
     for n in names:
         e = model_entry(n)
         params = ""
         if not args.no_params:
             with torch.device("meta"):  # count without allocating or initialising weights
-                params = f"{count_params(create_model(n, num_classes=10 if e.default_input[1] < 64 else 1000)):,}"
+                params = (
+                    f"{count_params(create_model(n, num_classes=10 if e.default_input[1] < 64 else 1000)):,}"
+                )
         # The training options `cnnkit train` sets for this model unless given (see TrainConfig auto fields).
-        t.add_row(n, e.family, params, "x".join(map(str, e.default_input)), as_flags(e.recipe), e.description)
-    Console().print(t)
+        cells = [n, e.family, params, "x".join(map(str, e.default_input)), as_flags(e.recipe) or "-"]
+        t.add_row(*map(escape, cells), *((escape(plain(e.description)),) if show_desc else ()))
+    Console(width=width).print(t)
+    if not show_desc:
+        print(f"(descriptions are shown at 110 columns or more; this terminal has {width})")
     return 0
+
+
+def plain(doc: str) -> str:
+    """A docstring's first sentence as plain text: reStructuredText ``literals`` and `roles` unmarked."""
+    text = re.sub(r":\w+:`([^`]*)`", r"\1", doc)
+    return re.sub(r"`{1,2}([^`]*)`{1,2}", r"\1", text).strip()

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from ._args import add_device, int_in
+from ._args import add_device, add_run, int_in
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files or folders with a saved run")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    add_run(p)
     p.add_argument("paths", metavar="IMAGE_OR_DIR", nargs="+")
     p.add_argument("--topk", type=int_in(1, 10_000), default=5,
                    help="how many classes to show (default 5; at most the model's number of classes)")  # fmt: skip
@@ -60,17 +60,20 @@ def run(args: argparse.Namespace) -> int:
         from rich.markup import escape  # file and class names are text, not markup: "x[/red].png" exists
         from rich.table import Table
 
+        k = max(len(p.top) for p in preds if not p.error)  # --topk is capped at the model's class count
         t = Table(show_header=True, header_style="bold")
         t.add_column("image")
         t.add_column("class")
         t.add_column("prob", justify="right")
-        t.add_column(f"top-{args.topk}")
+        if k > 1:
+            # "top-k" only where k is fewer than the classes; otherwise the row ranks every class.
+            t.add_column(f"next {k - 1} of the top {k}" if k < run_.meta.num_classes else "the other classes")
         for p in preds:
             if p.error:
-                t.add_row(escape(p.path), "[red]unreadable[/red]", "", escape(p.error))
+                t.add_row(escape(p.path), "[red]unreadable[/red]", "", *((escape(p.error),) if k > 1 else ()))
             else:
-                rest = ", ".join(f"{c} {v:.1%}" for c, v in p.top[1:])
-                t.add_row(escape(p.path), escape(p.top[0][0]), f"{p.top[0][1]:.1%}", escape(rest))
+                rest = ", ".join(f"{c} {v:.2%}" for c, v in p.top[1:])
+                t.add_row(escape(p.path), escape(p.top[0][0]), f"{p.top[0][1]:.2%}", *((escape(rest),) if k > 1 else ()))
         Console().print(t)
     for p in failed:  # some images were read: show those, warn about the rest
         print(f"warning: skipped {p.error}", file=sys.stderr)

@@ -8,7 +8,7 @@ from dataclasses import MISSING, Field, fields
 from typing import Any
 
 from ..config import TrainConfig, field_type
-from ._args import float_in, int_in
+from ._args import add_command, add_run_folder_flags, float_in, int_in
 
 
 def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -73,30 +73,43 @@ def given_overrides(args: argparse.Namespace) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a model and record the run (default: LeNet-5 on scikit-learn's digits)",
-        description="Train a model. Every option can also be set in --config FILE.yaml;\n"
-        "flags override the file.",
-        epilog=registry_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's table as written
-    )
+    # RawDescriptionHelpFormatter keeps the epilog's table as written.
+    p = add_command(sub, "train", run, "train a model and record the run (default: LeNet-5 on scikit-learn's digits)",
+                    "Train a model. Every option can also be set in --config FILE.yaml;\nflags override the file.",
+                    epilog=registry_help(), formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--config", metavar="FILE", help="YAML file of options (keys as the flags, with _)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
-    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_run_folder_flags(p)
+    p.add_argument("--classes", metavar="A,B,...",
+                   help="train on these classes only (names, or indices), relabelled 0..K-1; the same as "
+                   "--data 'subset:DATA?classes=A,B,...'")  # fmt: skip
     add_config_flags(p)
-    p.set_defaults(func=run)
+
+
+def classes_data(classes: str, config: str | None, over: dict) -> str:
+    """``--classes 0,1,2`` as the ``subset:`` dataset name it stands for, split as the run will be."""
+    from ..config import TrainConfig, config_mapping
+    from ..transfer import subset_spec
+
+    opts = {**TrainConfig().to_dict(), **config_mapping(config), **over}
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    return subset_spec(str(opts["data"]), names, None, None, float(opts["val_split"]), float(opts["test_split"]),
+                       int(opts["seed"]), opts.get("data_root"))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine import train
 
     over = given_overrides(args)
+    if args.classes is not None:
+        if args.resume:
+            from ..errors import ConfigError
+
+            raise ConfigError("--classes cannot change the data of a resumed run", hint="start a new run with --classes")
+        over["data"] = classes_data(args.classes, args.config, over)
     if args.resume:
         result = train(resume=args.resume, quiet=args.quiet, **over)
     else:
         result = train(args.config, overwrite=args.overwrite, quiet=args.quiet, **over)
     if args.quiet:
-        print(f"test accuracy {result.test.get('acc', float('nan')):.4f}  run {result.run_dir}")
+        print(f"test accuracy {result.test.get('acc', float('nan')):.2%}  run {result.run_dir}")
     return 0

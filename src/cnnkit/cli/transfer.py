@@ -8,7 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._args import add_device, float_in, int_in
+from ._args import (
+    add_command,
+    add_device,
+    add_json,
+    add_output,
+    add_run_folder_flags,
+    add_seed,
+    float_in,
+    int_in,
+)
 from .train import add_config_flags, given_overrides
 
 
@@ -18,6 +27,23 @@ def _add_subset_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-per-class", type=int_in(0, 10**9), metavar="N", help="keep N validation images per class (0: none)")
 
 
+def _add_feature_flags(p: argparse.ArgumentParser, fitted_on: str, pool: str) -> None:
+    """The options of how an image becomes a vector (``features`` and ``retrieve``): layer, pooling, reduction."""
+    from ..transfer.features import POOLS
+
+    p.add_argument("--layer", metavar="NAME", help="module name (default: the input of the final classifier layer)")
+    p.add_argument("--pool", default=pool, choices=POOLS,
+                   help="how a conv feature map becomes a vector: avg or max per channel, flatten, or auto: the "
+                   "channel average, over a grid of regions when --pca/--pq need more numbers than the layer has "
+                   f"channels (default {pool})")  # fmt: skip
+    p.add_argument("--pca", type=int_in(1, 100_000), metavar="K",
+                   help=f"keep the first K principal components (fitted on {fitted_on})")  # fmt: skip
+    p.add_argument("--pq", type=int_in(1, 4096), metavar="M",
+                   help=f"product-quantise into M sub-vectors (codebooks fitted on {fitted_on})")  # fmt: skip
+    p.add_argument("--pq-bits", type=int_in(1, 16), default=8, metavar="B",
+                   help="bits per PQ code: 2**B centroids, 1-16 (default 8)")  # fmt: skip
+
+
 def _subset_data(args: argparse.Namespace, data: str | None, run_dir: str | None = None) -> str | None:
     """``--data`` wrapped in a ``subset:`` spec when --classes/--per-class/--val-per-class are given.
 
@@ -25,24 +51,24 @@ def _subset_data(args: argparse.Namespace, data: str | None, run_dir: str | None
     """
     if args.classes is None and args.per_class is None and args.val_per_class is None:
         return data
+    from ..engine.train import data_config
+    from ..resolve import names_a_run
     from ..run import RunDir
     from ..transfer import subset_spec
 
-    cfg = RunDir(run_dir).read_config() if run_dir else {}
+    run = RunDir(run_dir) if run_dir and names_a_run(run_dir) else None
+    cfg = data_config(data, run.read_config() if run else None, str(run.config) if run else "config")
     classes = [c for c in args.classes.split(",") if c.strip()] if args.classes else None
-    return subset_spec(data or cfg.get("data", "digits"), classes, args.per_class, args.val_per_class,
-                       cfg.get("val_split", 0.15), cfg.get("test_split", 0.15), cfg.get("seed", 0))  # fmt: skip
+    return subset_spec(cfg.data, classes, args.per_class, args.val_per_class, cfg.val_split, cfg.test_split, cfg.seed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     # ---- finetune
-    p = sub.add_parser(
-        "finetune",
-        help="fine-tune trained weights on new data (new classifier, frozen layers, then unfreeze)",
-        description="Fine-tune: load weights, replace the classifier for the new classes, train with the lower "
-        "layers frozen (batch norm there stays in eval mode), then unfreeze everything with a lower backbone "
-        "learning rate. Takes every `cnnkit train` option too.",
-    )
+    p = add_command(sub, "finetune", run_finetune,
+                    "fine-tune trained weights on new data (new classifier, frozen layers, then unfreeze)",
+                    "Fine-tune: load weights, replace the classifier for the new classes, train with the lower "
+                    "layers frozen (batch norm there stays in eval mode), then unfreeze everything with a lower "
+                    "backbone learning rate. Takes every `cnnkit train` option too.")  # fmt: skip
     src = p.add_mutually_exclusive_group()
     src.add_argument("--from", dest="from_run", metavar="RUN_DIR", help="a cnnkit run folder (model and size default to its)")
     src.add_argument("--weights", metavar="FILE", help="a .pth/.pt/.safetensors state dict (needs --model)")
@@ -57,59 +83,44 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning-rate multiplier of the formerly frozen layers after unfreezing (default 0.1)")
     _add_subset_flags(p)
     p.add_argument("--config", metavar="FILE", help="YAML file of training options")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted fine-tune run")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
-    p.add_argument("--quiet", action="store_true", help="print only the final result")
+    add_run_folder_flags(p, "fine-tune run")
     add_config_flags(p)
-    p.set_defaults(func=run_finetune)
 
     # ---- features
-    p = sub.add_parser(
-        "features",
-        help="extract CNN features of a dataset (any layer; optional PCA or product quantisation) to .npz",
-        description="Features of every image (train/val/test) from a layer of a trained run, a model "
-        "(random initialisation unless --weights) or raw pixels; written with labels, split and image ids.",
-    )
+    p = add_command(sub, "features", run_features,
+                    "extract CNN features of a dataset (any layer; optional PCA or product quantisation) to .npz",
+                    "Features of every image (train/val/test) from a layer of a trained run, a model "
+                    "(random initialisation unless --weights) or raw pixels; written with labels, split and "
+                    "image ids.")  # fmt: skip
     p.add_argument("source", metavar="RUN_DIR|MODEL|pixels")
     p.add_argument("--data", help="dataset (default: the run's own, with its recorded split)")
     _add_subset_flags(p)
-    p.add_argument("--layer", metavar="NAME", help="module name (default: the input of the final classifier layer)")
-    p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"),
-                   help="how a conv feature map becomes a vector (default: global average)")  # fmt: skip
+    _add_feature_flags(p, "train", "auto")
     p.add_argument("--splits", default="train,val,test", help="which splits to extract (default: all three)")
-    p.add_argument("--pca", type=int_in(1, 100_000), metavar="K",
-                   help="keep the first K principal components (fitted on train)")  # fmt: skip
-    p.add_argument("--pq", type=int_in(1, 4096), metavar="M",
-                   help="product-quantise into M sub-vectors (codebooks from train)")  # fmt: skip
-    p.add_argument("--pq-bits", type=int_in(1, 16), default=8, metavar="B",
-                   help="bits per PQ code: 2**B centroids, 1-16 (default 8)")  # fmt: skip
     p.add_argument("--weights", metavar="FILE", help="weights for a MODEL name")
     p.add_argument("--input-size", type=int_in(1, 2048), metavar="PX",
-                   help="image side for a MODEL name (default: the model's)")  # fmt: skip
+                   help="image side for a MODEL name (default: as `cnnkit train` sizes it for the data)")  # fmt: skip
     p.add_argument("--list-layers", action="store_true", help="print the layer names and exit")
-    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    add_seed(p, "seed of PCA and product quantisation")
     add_device(p)
-    p.add_argument("-o", "--output", default="features.npz", metavar="FILE", help="output .npz (default features.npz)")
-    p.set_defaults(func=run_features)
+    add_output(p, "features.npz", "the .npz feature file")
 
     # ---- fit-head
-    p = sub.add_parser("fit-head", help="fit an SVM, k-NN or logistic regression on a feature file; report accuracy")
+    p = add_command(sub, "fit-head", run_fit_head,
+                    "fit an SVM, k-NN or logistic regression on a feature file; report accuracy")
     p.add_argument("features", metavar="FEATS.npz")
     p.add_argument("--classifier", default="svm", choices=("svm", "knn", "logreg"))
     p.add_argument("--fit-on", default="train", help="splits to fit on, e.g. train or train,val (default train)")
     p.add_argument("--C", dest="c", type=float_in(0, 1e6, lo_open=True), default=1.0,
                    help="SVM / logistic regression regularisation (default 1)")  # fmt: skip
     p.add_argument("-k", type=int_in(1, 10_000), default=5, help="k-NN neighbours (default 5)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run_fit_head)
+    add_json(p)
 
     # ---- retrieve
-    p = sub.add_parser(
-        "retrieve",
-        help="nearest-neighbour image retrieval with CNN features (PNG + HTML; precision@k, mAP@k)",
-        description="Search the train split of --index for the k nearest images of each query (the test split, "
-        "or image files) and draw them; on labelled queries report precision@k and mAP@k.",
-    )
+    p = add_command(sub, "retrieve", run_retrieve,
+                    "nearest-neighbour image retrieval with CNN features (PNG + HTML; precision@k, mAP@k)",
+                    "Search the train split of --index for the k nearest images of each query (the test split, "
+                    "or image files) and draw them; on labelled queries report precision@k and mAP@k.")  # fmt: skip
     p.add_argument("--index", metavar="DATA", help="dataset to search (default: the run's own)")
     _add_subset_flags(p)
     p.add_argument("--query", nargs="+", default=["test"], metavar="SPLIT|IMAGE",
@@ -117,18 +128,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int_in(1, 10_000), default=10, help="neighbours per query (default 10)")
     p.add_argument("--model", metavar="RUN_DIR", help="trained run whose features to use")
     p.add_argument("--features", default="model", choices=("model", "pixels"), help="CNN features or raw pixels")
-    p.add_argument("--layer", metavar="NAME", help="feature layer (default: the classifier's input)")
-    p.add_argument("--pool", default="avg", choices=("avg", "max", "flatten"))
-    p.add_argument("--pca", type=int_in(1, 100_000), metavar="K",
-                   help="reduce to K principal components (fitted on the index)")  # fmt: skip
-    p.add_argument("--pq", type=int_in(1, 4096), metavar="M", help="search product-quantisation codes with M sub-vectors")
-    p.add_argument("--pq-bits", type=int_in(1, 16), default=8, metavar="B", help="bits per PQ code, 1-16 (default 8)")
+    _add_feature_flags(p, "the index", "avg")
     p.add_argument("--metric", default="cosine", choices=("cosine", "l2"))
     p.add_argument("--show", type=int_in(1, 1000), default=8, help="queries drawn in the PNG/HTML (default 8)")
-    p.add_argument("-o", "--output", default="retrieval.png", metavar="FILE.png", help="PNG (and .html beside it)")
+    add_output(p, "retrieval.png", "PNG (and the .html beside it)", "FILE.png")
     add_device(p)
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.set_defaults(func=run_retrieve)
+    add_json(p, "print the metrics as JSON")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
@@ -146,7 +151,7 @@ def run_finetune(args: argparse.Namespace) -> int:
             **over,
         )  # fmt: skip
     if args.quiet:
-        print(f"test accuracy {result.test.get('acc', float('nan')):.4f}  run {result.run_dir}")
+        print(f"test accuracy {result.test.get('acc', float('nan')):.2%}  run {result.run_dir}")
     return 0
 
 
@@ -169,9 +174,15 @@ def run_features(args: argparse.Namespace) -> int:
     )  # fmt: skip
     path = fs.save(args.output)
     counts = ", ".join(f"{s} {int(fs.mask(s).sum())}" for s in ("train", "val", "test") if fs.mask(s).any())
-    extra = "".join(f", {k} {v}" for k, v in fs.meta.items() if k in ("pca", "pq"))
+    extra = ""
+    if "pca" in fs.meta:  # the numbers in words, not a Python dict
+        extra += (f", PCA to {fs.meta['pca']['components']} components "
+                  f"({fs.meta['pca']['explained_variance']:.2%} of the variance)")  # fmt: skip
+    if "pq" in fs.meta:
+        pq = fs.meta["pq"]
+        extra += f", product-quantised: {pq['subvectors']} sub-vectors x {pq['centroids']} centroids"
     print(f"{len(fs)} feature vectors of dimension {fs.dim} ({counts}) from {fs.meta['source']}, layer "
-          f"{fs.meta['layer']}{extra}")  # fmt: skip
+          f"{fs.meta['layer']}, pooling {fs.meta['pool']}{extra}")  # fmt: skip
     print(f"written to {path}")
     return 0
 
@@ -218,5 +229,8 @@ def run_retrieve(args: argparse.Namespace) -> int:
     if r.metrics:
         k = r.metrics["k"]
         print(f"precision@{k} {r.metrics[f'precision@{k}']:.4f}   mAP@{k} {r.metrics[f'map@{k}']:.4f}")
+    if r.query_precision is not None:
+        fails = int((r.query_precision < 1).sum())
+        print(f"{fails} of {len(r.query_ids)} queries have a neighbour of another class (drawn first)")
     print(f"written {r.png} and {r.html}")
     return 0

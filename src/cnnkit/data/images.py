@@ -119,12 +119,12 @@ def _pil_to_array(im, channels: int | None, size: tuple[int, int] | None) -> np.
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def read_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """One file as uint8 ``C x H x W``; raises :class:`~cnnkit.errors.DataError` naming the file."""
+def read_image(path: str | Path, channels: int, size: tuple[int, int] | None) -> torch.Tensor:
+    """One file as uint8 ``C x H x W`` (``size=None``: its own); a :class:`~cnnkit.errors.DataError` names the file."""
     from ..errors import DataError
 
     if not Path(path).exists():
-        raise DataError(f"image {str(path)!r} does not exist")
+        raise DataError(f"image {str(path)!r} does not exist (file not found)", hint="check the path and its spelling")
     if Path(path).is_dir():
         raise DataError(f"{str(path)!r} is a folder, not an image file", hint="pass an image file")
     try:

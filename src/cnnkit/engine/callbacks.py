@@ -146,6 +146,8 @@ class ProgressPrinter(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         s = trainer.state
+        self.reporter.print(f"  (* marks an epoch whose {trainer.cfg.monitor.replace('_', ' ')} is the best so far: "
+                            "its weights are saved as best.safetensors)")  # fmt: skip
         self.reporter.header(trainer.cfg.epochs)
         for row in s.history:  # a resumed run shows the epochs it already has
             self.reporter.row(row, best=row["epoch"] == s.best_epoch)

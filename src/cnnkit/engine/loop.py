@@ -21,8 +21,10 @@ from ..config import TrainConfig
 from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader, make_loader
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..run import RunDir, WeightsMeta
+from . import distributed
 from .callbacks import Callback, default_callbacks, sort_callbacks
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
+from .header import batches_cap
 from .losses import build_loss
 from .optim import LRSchedule, build_optimizer, l1_penalty
 from .progress import Reporter
@@ -111,13 +113,22 @@ class Trainer:
         self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and distributed.current().active:  # batch statistics over the global batch
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        # What the training step calls: the model itself, or its DDP wrapper (gradients averaged over
+        # processes). Checkpoints, evaluation and callbacks use ``self.model``, never the wrapper.
+        self.net = distributed.wrap(self.model, device)
+        self._eval_loaders: dict[int, TensorLoader] = {}
         self.loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
         self.eval_loss_fn = build_loss(cfg.loss)  # validation loss without label smoothing
         rank, world = rank_and_world()
+        self.world = world
         norm = Normalize(data.mean, data.std)
         aug = Augment.from_spec(cfg.augment)
+        # --batch-size is the global batch: each of the ``world`` processes takes its share
+        # (train() checks that it divides), so the learning rate means the same with any number.
         self.train_loader = make_loader(
-            data.train, cfg.batch_size, norm, shuffle=True, augment=aug, seed=cfg.seed, device=device,
+            data.train, cfg.batch_size // world, norm, shuffle=True, augment=aug, seed=cfg.seed, device=device,
             rank=rank, world_size=world, channels_last=self.channels_last, workers=cfg.workers, strict=cfg.strict,
         )  # fmt: skip
         self.lr_mults = lr_mults
@@ -164,6 +175,7 @@ class Trainer:
         """New optimiser over the currently trainable parameters (after unfreezing), same schedule."""
         self.lr_mults = lr_mults if lr_mults is not None else self.lr_mults
         self.optimizer = build_optimizer(self.model, self.cfg, self.lr_mults)
+        self.net = distributed.wrap(self.model, self.device)  # DDP hooks only the parameters trained now
         plateau = self.schedule.state_dict()
         self.schedule = LRSchedule(self.optimizer, self.cfg, len(self.train_loader))
         self.schedule.load_state_dict(plateau)
@@ -264,12 +276,15 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
+        cap = batches_cap()  # $CNNKIT_MAX_BATCHES: the README test's quick runs; None otherwise
         for b, (x, y) in enumerate(self.train_loader):
+            if cap is not None and b >= cap:
+                break
             self.batch, self.step = b, epoch * n_batches + b
             self.schedule.set_step(self.step)
             self.fire("on_batch_start", x, y)
             with autocast(self.device, self.amp):
-                out, aux = _logits(model(x))
+                out, aux = _logits(self.net(x))
                 loss = self.loss_fn(out.float(), y)
                 for a in aux:  # GoogLeNet's auxiliary classifiers, weighted 0.3 as in the paper
                     loss = loss + 0.3 * self.loss_fn(a.float(), y)
@@ -293,8 +308,28 @@ class Trainer:
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
+            # The live bar shows the epoch's running loss and throughput: the same sums as the epoch row.
+            self.reporter.running(loss_sum, seen, self.world)
             self.fire("on_batch_end", loss.detach())
-        return {"loss": float(loss_sum) / max(seen, 1), "acc": float(correct) / max(seen, 1)}
+        loss_total, correct_total, seen_total = distributed.sum_all(loss_sum, correct, seen)  # over every process
+        return {"loss": loss_total / max(seen_total, 1), "acc": correct_total / max(seen_total, 1)}
+
+    def evaluate(self, split: ImageData) -> dict[str, float]:
+        """Loss, top-1 and top-5 of ``self.model`` on ``split``, over every process's share of it.
+
+        In a distributed run each process evaluates every ``world``-th image (no padding, so no image
+        counts twice) and the sums are added up: the numbers equal a single-process evaluation.
+        """
+        loader = self._eval_loaders.get(id(split))
+        if loader is None:  # made once per split: on a GPU it holds the split's images there
+            rank, world = rank_and_world()
+            part = split.subset(torch.arange(rank, len(split), world)) if world > 1 else split
+            loader = self._eval_loaders[id(split)] = self.loader(part)
+        r = evaluate_loader(self.model, loader, self.eval_loss_fn, self.amp)
+        n = r["n"]
+        loss, acc, top5, total = distributed.sum_all(r["loss"] * n, r["acc"] * n, r["top5"] * n, n)
+        total_n = max(total, 1)
+        return {"loss": loss / total_n, "acc": acc / total_n, "top5": top5 / total_n, "n": int(total)}
 
     def fit(self) -> TrainState:
         """Train from ``self.state.epoch`` to ``cfg.epochs`` (or until a callback stops training)."""
@@ -311,7 +346,6 @@ class Trainer:
 
     def _fit(self) -> None:
         cfg, s = self.cfg, self.state
-        val_loader = self.loader(self.data.val) if len(self.data.val) else None
         while s.epoch < cfg.epochs and not self.should_stop:
             epoch = s.epoch
             self.model.train()
@@ -319,7 +353,7 @@ class Trainer:
             lr = self.schedule.factor(epoch * len(self.train_loader)) * self.schedule.base[0]
             t0 = time.perf_counter()
             tr = self.train_one_epoch(epoch)
-            val = evaluate_loader(self.model, val_loader, self.eval_loss_fn, self.amp) if val_loader else None
+            val = self.evaluate(self.data.val) if len(self.data.val) else None
             row = {
                 "epoch": epoch + 1,
                 "train_loss": round(tr["loss"], 6),

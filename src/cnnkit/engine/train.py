@@ -14,22 +14,20 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..config import TrainConfig, as_flags, config_mapping, optimizer_and_lr
+from ..config import TrainConfig, config_mapping, optimizer_and_lr
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
+from ..data.auto_augment import auto_reason, choose_augment, reason_matches
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from ..io import atomic_write_json, check_output_dir, remove_stale_temps
 from ..models import count_params, create_model, model_entry
-from ..run import RunDir, RunLock, WeightsMeta, read_json, read_weights
+from ..run import RunDir, RunLock, WeightsMeta, read_weights
+from . import distributed
 from .callbacks import Callback
 from .device import is_main_process, select_device, set_determinism
-from .loop import Trainer, evaluate_loader
+from .header import base_dataset, capped_resume, epochs_cap, intro_lines
+from .loop import Trainer
 from .progress import Reporter
-
-RESUME_FILE = "resume.json"  # in the run folder: which command continues the run
-RESUME_FORMAT = "cnnkit-resume/1"
-# Files that mark a run as another command's, for runs made before resume.json existed; filled by
-# the parts that write them (register_run_file), so the engine names no command but its own.
-_RUN_FILES: dict[str, str] = {}
+from .resume import RESUME_FILE, RESUME_FORMAT, check_split, register_run_file, resume_command  # noqa: F401
 
 
 @dataclass
@@ -65,28 +63,6 @@ class TrainResult:
         return self.test["acc"]
 
 
-def register_run_file(name: str, command: str) -> None:
-    """Declare that a run folder holding file ``name`` is continued by ``cnnkit COMMAND --resume``.
-
-    Only for runs made before :func:`train` recorded its ``command`` in ``resume.json``: the record,
-    when present, is the answer.
-    """
-    _RUN_FILES[name] = command
-
-
-def resume_command(run: RunDir) -> str:
-    """The command that continues ``run``: ``resume.json``'s, else a registered run file's, else ``train``."""
-    p = run.path / RESUME_FILE
-    if not p.is_file():
-        return next((c for name, c in _RUN_FILES.items() if (run.path / name).is_file()), "train")
-    d = read_json(p, "resume record")
-    command = d.get("command") if isinstance(d, dict) else None
-    if not isinstance(command, str) or not command or not all(c.isalnum() or c in "-_" for c in command):
-        raise CheckpointError(f"resume record {str(p)!r} is damaged (no command name)",
-                              hint='restore it, or write {"command": "train"} into it')  # fmt: skip
-    return command
-
-
 def recipe_of(model: str) -> dict[str, Any]:
     """The training settings a registered model recommends (empty for torchvision:/timm: models)."""
     return dict(model_entry(model).recipe) if ":" not in model else {}
@@ -98,7 +74,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     upd: dict[str, Any] = {}
     if cfg.input_size is None:
         size = entry.default_input[1] if entry else 224
-        known = dataset_entry(cfg.data)
+        base = base_dataset(cfg.data)  # an empty base ("subset:?...") is left to the subset source's error
+        known = dataset_entry(base) if base else None
         if known is not None and max(known.image_shape[1:]) < 64:
             # Small-image datasets (digits, MNIST, CIFAR): use the models' small-input stems at
             # 32 px instead of upsampling 8-32 px images to an ImageNet model's 224.
@@ -109,19 +86,62 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     upd["optimizer"], upd["lr"] = optimizer_and_lr(cfg.optimizer, cfg.lr, recipe)
     if cfg.warmup_epochs is None:
         upd["warmup_epochs"] = recipe.get("warmup_epochs", 0.0)
-    if cfg.augment == "auto":
-        d = dataset_entry(cfg.data)
-        upd["augment"] = d.default_augment if d else "translate=2,flip"
-    upd["augment"] = Augment.from_spec(upd.get("augment", cfg.augment)).to_spec()
+    # `auto` stays until the training images are loaded (resolve_augment); a given spec is checked now and
+    # recorded in its canonical form, keeping a replayed config's reason only if it was written for that spec.
+    if cfg.augment != "auto":
+        upd["augment"] = Augment.from_spec(cfg.augment).to_spec()
+        if not reason_matches(upd["augment"], cfg.augment_reason):
+            upd["augment_reason"] = None
     if cfg.name is None:
         upd["name"] = RunDir.new_name(cfg.model, cfg.data)
+    cap = epochs_cap()
+    if cap is not None and cfg.epochs > cap:  # CI and the README test shorten runs; config.yaml records it
+        upd["epochs"] = cap
     return cfg.replace(**upd)
 
 
-def load_data_for(cfg: TrainConfig) -> DatasetSplits:
-    """The dataset as a run's config describes it (same split, same size)."""
+def data_config(data: str | None = None, base: dict[str, Any] | None = None, source: str = "config",
+                **options: Any) -> TrainConfig:  # fmt: skip
+    """How a command that does not train reads its data (``features``, ``retrieve``, ``show-batch``).
+
+    ``base`` (a run's ``config.yaml``; nothing: the defaults) with ``data`` and the ``options`` that are
+    not ``None`` on top, resolved by :func:`resolve_config`: the split, seed and image size follow the
+    same rules as ``cnnkit train`` (a second copy of its defaults elsewhere would drift).
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    if data is not None:
+        given["data"] = data
+    return resolve_config(TrainConfig.from_dict({**(base or {}), **given}, source=source))
+
+
+def resolve_augment(cfg: TrainConfig, data: DatasetSplits) -> TrainConfig:
+    """``--augment auto`` resolved from the loaded training images (:func:`~cnnkit.data.choose_augment`).
+
+    The spec and its reason go into the config, so config.yaml records both and a resumed or replayed
+    run uses the same spec.
+    """
+    if cfg.augment != "auto":
+        return cfg
+    choice = choose_augment(data, seed=cfg.seed)
+    return cfg.replace(augment=choice.spec, augment_reason=auto_reason(choice.spec, choice.reason))
+
+
+def _with_augment_choice(intro: list[str], cfg: TrainConfig) -> list[str]:
+    """The run's header (written before the data was loaded) with the spec ``auto`` chose and why."""
+    why = (cfg.augment_reason or "").partition(f"{cfg.augment}: ")[2]
+    out: list[str] = []
+    for line in intro:
+        if line.startswith("  augmentation  auto"):
+            out += [f"  augmentation  {cfg.augment}  [auto: chosen from the training images]", f"                ({why})"]
+        else:
+            out.append(line)
+    return out if len(out) > len(intro) else [*intro, f"augmentation {cfg.augment_reason}"]
+
+
+def load_data_for(cfg: TrainConfig, channels: int | None = None) -> DatasetSplits:
+    """The dataset as a run's config describes it (same split, same size; ``channels`` to convert to)."""
     return load_dataset(
-        cfg.data, input_size=cfg.input_size, val_split=cfg.val_split, test_split=cfg.test_split,
+        cfg.data, input_size=cfg.input_size, channels=channels, val_split=cfg.val_split, test_split=cfg.test_split,
         seed=cfg.seed, root=cfg.data_root, download=cfg.download,
         strict=cfg.strict, memory_budget_mb=cfg.memory_budget_mb, cache=cfg.cache,
     )  # fmt: skip
@@ -189,15 +209,26 @@ def train(
                 f"--resume continues a run with its own config; cannot change {', '.join(sorted(bad))}",
                 hint="start a new run instead, or only change: " + ", ".join(sorted(allowed)),
             )
+        overrides = capped_resume(overrides, base)
         cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run.config))
-        recipe_used: dict[str, Any] = {}
+        intro: list[str] = []
     else:
-        raw = TrainConfig.from_dict({**config_mapping(config), **overrides})
+        file_opts = config_mapping(config)
+        raw = TrainConfig.from_dict({**file_opts, **overrides})
         cfg = resolve_config(raw)
-        recipe_used = {k: v for k, v in recipe_of(cfg.model).items() if getattr(raw, k) is None and getattr(cfg, k) == v}
+        intro = intro_lines(config, file_opts, overrides, raw, cfg, recipe_of(cfg.model))
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
-    select_device(cfg.device)  # an unavailable --device fails before anything is written
+    owns_group = not distributed.is_initialized()  # a group the caller set up is the caller's to end
+    # An unavailable --device fails before anything is written; under torchrun, join the group.
+    world, _ = distributed.setup(select_device(cfg.device))
+    if world.active:
+        if cfg.batch_size % world.size:
+            raise ConfigError(f"--batch-size {cfg.batch_size} does not split over {world.size} processes",
+                              hint=f"--batch-size is the global batch: use a multiple of {world.size}")  # fmt: skip
+        if resume is None:  # one run folder for every process: rank 0's name (a default one holds its clock)
+            cfg = cfg.replace(name=distributed.broadcast(cfg.name))
+            run = RunDir(Path(cfg.runs_dir) / cfg.name)
     if cfg.logger == "tensorboard":
         from .tensorboard import require_tensorboard
 
@@ -208,7 +239,7 @@ def train(
     lock = RunLock(run.path).acquire() if main else None
     try:
         return _train_locked(cfg, run, resume, overwrite, quiet, model_fn, callbacks, lr_mults, source, command,
-                             recipe_used, t_start)  # fmt: skip
+                             intro, t_start)  # fmt: skip
     except BaseException:
         if main and run.staged:  # a replacement that never reached its first checkpoint
             run.discard_staged()
@@ -216,22 +247,27 @@ def train(
     finally:
         if lock is not None:
             lock.release()
+        if owns_group:
+            distributed.teardown()
 
 
 def _train_locked(
     cfg: TrainConfig, run: RunDir, resume: str | Path | None, overwrite: bool, quiet: bool,
     model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module | ModelSetup] | None, callbacks: Sequence[Callback],
-    lr_mults: dict[str, float] | None, source: str, command: str, recipe_used: dict[str, Any], t_start: float,
+    lr_mults: dict[str, float] | None, source: str, command: str, intro: list[str], t_start: float,
 ) -> TrainResult:  # fmt: skip
     """The body of :func:`train`, run while this process holds the run's lock."""
     main = is_main_process()
-    device = select_device(cfg.device)
+    device = distributed.setup(select_device(cfg.device))[1]  # cuda:LOCAL_RANK under torchrun
     set_determinism(cfg.deterministic, device)
 
     # Data first: the model is built for the data's channels and class count.
     t0 = time.perf_counter()
     data = load_data_for(cfg)
     t_data = time.perf_counter() - t0
+    if cfg.augment == "auto":  # chosen from the training images, now that they are loaded
+        cfg = resolve_augment(cfg, data)
+        intro = _with_augment_choice(intro, cfg)
     torch.manual_seed(cfg.seed)  # same seed, same initial weights
     c, h, w = data.image_shape
     if model_fn is not None:
@@ -254,7 +290,7 @@ def _train_locked(
         atomic_write_json(run.split, {"dataset": cfg.data, "classes": data.classes, **data.split_ids()})
         _write_skipped(run, data)
     elif resume is not None:
-        _check_split(run, data)
+        check_split(run, data)
         remove_stale_temps(run.path)
     reporter = Reporter(enabled=main and not quiet, log=run.append_log if main else None)
     meta = WeightsMeta(
@@ -266,6 +302,10 @@ def _train_locked(
     ck = run.load_checkpoint() if resume is not None else None  # a bad checkpoint fails before log.txt grows
     if ck is not None:
         trainer.load_checkpoint_state(ck)
+        # --epochs N: record the new length, once the checkpoint is known to continue (a refused
+        # resume leaves every file of the run as it was).
+        if main and cfg.epochs != run.read_config().get("epochs"):
+            cfg.to_yaml(run.config)
     for line in data.info.get("messages", []):  # how the data was loaded (cache hit, streaming, ...)
         reporter.print(line)
     for line in data.info.get("warnings", []):  # skipped files, class imbalance
@@ -274,7 +314,8 @@ def _train_locked(
         reporter.print(f"TensorBoard logs go to {final_path / 'tensorboard'}; watch with: tensorboard --logdir "
                        f"{final_path.parent}")  # fmt: skip
     if resume is not None:
-        reporter.print(f"resuming {run.path} after epoch {trainer.state.epoch}/{cfg.epochs}")
+        done = trainer.state.epoch
+        reporter.print(f"resuming {run.path}: {done} epoch(s) done, training epochs {done + 1}-{cfg.epochs}")
     else:
         n, nt = count_params(model), count_params(model, trainable_only=True)
         frozen = f", {n - nt:,} frozen" if nt < n else ""
@@ -282,17 +323,26 @@ def _train_locked(
             f"training {cfg.model} ({n:,} parameters{frozen}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
-        if recipe_used:
-            reporter.print(f"{cfg.model}'s recipe sets {as_flags(recipe_used)} (pass the option to change it)")
+        for line in intro:
+            reporter.print(line)
+    world = distributed.current()
+    if world.active:
+        reporter.print(f"data-parallel over {world.size} processes ({world.backend}): global batch {cfg.batch_size} = "
+                       f"{cfg.batch_size // world.size} per process; --lr applies to the global batch")  # fmt: skip
     t_train0 = time.perf_counter()
     try:
-        state = trainer.fit()
+        with distributed.stop_on_sigterm():
+            state = trainer.fit()
     except TrainingDiverged as e:
         e.hint = (e.hint or "") + "; " + _what_was_kept(run, trainer.state.epoch, command, diverged=True)
         if main and not run.staged:
             reporter.print(f"stopped: {e.message}")
             run.write_summary({"run": str(run.path), "status": "diverged", "error": e.message,
                                "last_good_epoch": trainer.state.epoch, "versions": library_versions()})
+        raise
+    except Exception as e:
+        if distributed.is_collective_failure(e):  # a peer died or timed out: one message, not its traceback
+            raise distributed.peer_failure(e, _what_was_kept(run, trainer.state.epoch, command)) from None
         raise
     except KeyboardInterrupt:
         if main and resume is None and not run.staged and trainer.state.epoch == 0:
@@ -302,10 +352,11 @@ def _train_locked(
 
     # Test with the best weights (the checkpoint chosen on validation, never on test).
     best_path = run.weights("best")
-    if main and best_path.is_file():
+    distributed.barrier()  # every process reads the best weights rank 0 has written
+    if best_path.is_file():
         trainer.model.load_state_dict(read_weights(best_path)[0])
-    test = evaluate_loader(trainer.model, trainer.loader(data.test), trainer.eval_loss_fn, trainer.amp) if len(data.test) else {}
-    val = evaluate_loader(trainer.model, trainer.loader(data.val), trainer.eval_loss_fn, trainer.amp) if len(data.val) else {}
+    test = trainer.evaluate(data.test) if len(data.test) else {}
+    val = trainer.evaluate(data.val) if len(data.val) else {}
     prev = run.read_summary() if resume is not None else {}
     summary = {
         "run": str(run.path),
@@ -328,15 +379,18 @@ def _train_locked(
         },
         "data": _data_summary(data),
         "device": device.type,
+        **({"distributed": {"processes": world.size, "backend": world.backend, "global_batch": cfg.batch_size,
+                            "batch_per_process": cfg.batch_size // world.size}} if world.active else {}),
         "threads": torch.get_num_threads(),
         "versions": library_versions(),
     }
     if main:
         run.write_summary(summary)
-        _plot_curves(run, state.history)
+        _plot_curves(run, state.history, state.best_epoch, cfg.monitor)
         if test:
+            top5 = f"top-5 {test['top5']:.2%}, " if data.num_classes > 5 and "top5" in test else ""
             reporter.print(
-                f"test accuracy {test['acc']:.2%} (top-5 {test['top5']:.2%}, loss {test['loss']:.4f}) "
+                f"test accuracy {test['acc']:.2%} ({top5}loss {test['loss']:.4f}) "
                 f"with the best epoch {state.best_epoch}; training took {t_train:.1f} s"
             )
         reporter.print(f"run saved to {run.path}")
@@ -374,20 +428,8 @@ def _write_skipped(run: RunDir, data: DatasetSplits) -> None:
     atomic_write_text(run.path / "skipped_files.txt", "".join(f"{s['path']}\t{s['reason']}\n" for s in skipped))
 
 
-def _check_split(run: RunDir, data: DatasetSplits) -> None:
-    saved = run.read_split()
-    if not saved:
-        return
-    for s in ("train", "val", "test"):
-        if saved.get(s) != list(data.split(s).ids):
-            raise CheckpointError(
-                f"the {s} split of {data.name!r} differs from the one saved in {str(run.split)!r}",
-                hint="the dataset files changed since this run was trained",
-            )
-
-
-def _plot_curves(run: RunDir, history: list[dict[str, Any]]) -> None:
+def _plot_curves(run: RunDir, history: list[dict[str, Any]], best_epoch: int, monitor: str) -> None:
     from .curves import plot_curves
 
     if history:
-        plot_curves(history, run.curves, title=run.path.name)
+        plot_curves(history, run.curves, title=run.path.name, best_epoch=best_epoch or None, monitor=monitor)

@@ -100,10 +100,26 @@ def run_row(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
 
         r = load_run(rd.path)
         row.update(model_cost(r.model, r.meta.input_size))
+    row["num_classes"] = _num_classes(rd)
+    if row["num_classes"] is not None and row["num_classes"] <= 5:
+        row["top5"] = None  # top-5 of five classes or fewer is 100% by construction: not a measurement
     acc = row.get("acc")
     row["acc_per_mparam"] = per_unit(acc, row["params"], 1e6) if acc is not None else None
     row["acc_per_gmac"] = per_unit(acc, row["macs"], 1e9) if acc is not None else None
     return row
+
+
+def _num_classes(rd: RunDir) -> int | None:
+    """The run's class count from its weights' sidecar (None when it cannot be read: the row stays)."""
+    for which in ("best", "last"):
+        p = rd.weights(which).with_suffix(".json")
+        if p.is_file():
+            try:
+                n = read_json(p, "weights sidecar").get("num_classes")
+            except (CheckpointError, AttributeError):
+                return None
+            return n if isinstance(n, int) and not isinstance(n, bool) else None
+    return None
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path = "compare", split: str = "test") -> list[dict[str, Any]]:

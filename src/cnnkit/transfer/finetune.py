@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig, config_mapping
-from ..data import DatasetSplits, dataset_entry
+from ..data import DatasetSplits
 from ..engine import TrainResult, train
 from ..engine.callbacks import Callback
 from ..engine.train import ModelSetup, register_run_file
@@ -45,7 +45,7 @@ from ..io import atomic_write_json
 from ..models import create_model, reset_classifier
 from ..run import RunDir, read_weights
 from .freeze import FreezePolicy, FreezeReport, FrozenBatchNorm, UnfreezeAt, apply_freeze
-from .subset import PREFIX, subset_spec
+from .subset import subset_spec
 
 FINETUNE_FILE = "finetune.json"
 FORMAT = "cnnkit-finetune/1"
@@ -264,16 +264,6 @@ def _describe(kind: str, source: str, model: str) -> tuple[str, list[str] | None
             (list(IMAGENET_MEAN), list(IMAGENET_STD)))  # fmt: skip
 
 
-def _auto_augment(data: str) -> str | None:
-    """The base dataset's own augmentation default for a ``subset:`` spec (the engine cannot see through it)."""
-    if not data.startswith(PREFIX + ":"):
-        return None
-    from .subset import SubsetSpec
-
-    entry = dataset_entry(SubsetSpec.parse(data.split(":", 1)[1]).base)
-    return entry.default_augment if entry else None
-
-
 def finetune(
     config: TrainConfig | dict[str, Any] | str | Path | None = None,
     *,
@@ -344,8 +334,7 @@ def finetune(
             classes = [c for c in classes.split(",") if c.strip()]
         cfg = cfg.replace(data=subset_spec(cfg.data, classes, per_class, val_per_class, cfg.val_split,
                                            cfg.test_split, cfg.seed, cfg.data_root))  # fmt: skip
-    if cfg.augment == "auto" and (aug := _auto_augment(cfg.data)) is not None:
-        cfg = cfg.replace(augment=aug)
+    # `--augment auto` is resolved by the engine from the (subset's) training images, as for `cnnkit train`.
 
     kind = "run" if from_run is not None else "weights" if weights is not None else "pretrained"
     source = str(from_run if from_run is not None else weights if weights is not None else cfg.model)

@@ -1,0 +1,88 @@
+"""The training header says what a run trains with and where each setting came from; caps and names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cnnkit.config import TrainConfig
+from cnnkit.engine.header import base_dataset, capped_resume, epochs_cap, intro_lines
+from cnnkit.engine.train import recipe_of, resolve_config
+from cnnkit.errors import ConfigError
+from cnnkit.run import RunDir
+
+
+def _intro(config=None, **overrides) -> list[str]:
+    from cnnkit.config import config_mapping
+
+    file_opts = config_mapping(config)
+    raw = TrainConfig.from_dict({**file_opts, **overrides})
+    cfg = resolve_config(raw)
+    return intro_lines(config, file_opts, overrides, raw, cfg, recipe_of(cfg.model))
+
+
+def _line(lines: list[str], what: str) -> str:
+    return next(ln for ln in lines if ln.strip().startswith(what))
+
+
+def test_defaults_say_default_and_that_the_model_has_no_recipe(monkeypatch):
+    monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
+    lines = _intro(name="x")
+    assert re.search(
+        r"optimiser +sgd lr 0\.05, Nesterov momentum 0\.9, weight decay 0\.0005 +\[default\]", lines[0]
+    )
+    assert _line(lines, "schedule").endswith("[default]") and "cosine over 30 epoch(s), no warmup" in lines[1]
+    assert _line(lines, "augmentation").endswith("[default for digits]")
+    assert "lenet5 has no training recipe" in lines[3]
+
+
+def test_flags_files_and_recipes_are_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
+    lines = _intro(name="x", optimizer="adam")
+    assert _line(lines, "optimiser").endswith("[optimizer: flag, lr: default]")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("scheduler: step\nwarmup_epochs: 2\naugment: none\n")
+    lines = _intro(str(recipe), name="x")
+    assert _line(lines, "schedule").endswith("[recipe.yaml]") and "2 warmup epoch(s)" in lines[1]
+    assert _line(lines, "augmentation").endswith("[recipe.yaml]")
+    lines = _intro(name="x", model="vgg11")  # its recipe: Adam 3e-4
+    assert _line(lines, "optimiser").endswith("[vgg11's recipe]") and "adam lr 0.0003" in lines[0]
+    assert not any("no training recipe" in ln for ln in lines)
+
+
+def test_subset_data_keeps_its_base_datasets_defaults(monkeypatch):
+    monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
+    assert base_dataset("subset:digits?classes=0,1,2") == "digits" and base_dataset("digits") == "digits"
+    cfg = resolve_config(TrainConfig(data="subset:digits?classes=0,1,2", model="resnet18", name="x"))
+    plain = resolve_config(TrainConfig(model="resnet18", name="y"))
+    assert cfg.input_size == plain.input_size == 32 and cfg.augment == plain.augment  # not 224 px, not flips
+
+
+def test_epochs_cap_is_applied_recorded_and_checked(monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_EPOCHS", "2")
+    assert resolve_config(TrainConfig(name="x", epochs=30)).epochs == 2
+    assert resolve_config(TrainConfig(name="x", epochs=1)).epochs == 1
+    assert any("capped at 2 (of 30)" in ln for ln in _intro(name="x"))
+    assert capped_resume({"epochs": 60}, {"epochs": 30}) == {"epochs": 32}  # at most 2 more than config.yaml
+    assert capped_resume({"epochs": 31}, {"epochs": 30}) == {"epochs": 31}
+    monkeypatch.setenv("CNNKIT_MAX_EPOCHS", "0")
+    with pytest.raises(ConfigError, match="CNNKIT_MAX_EPOCHS='0' must be a whole number >= 1"):
+        epochs_cap()
+
+
+@pytest.mark.parametrize(
+    ("data", "tail"),
+    [
+        ("digits", "-lenet5-digits"),
+        (
+            "subset:digits?classes=5,6,7,8,9&per_class=10&val_split=0.15&test_split=0.15&seed=0",
+            "-lenet5-digits-5-6-7-8-9",
+        ),
+        ("folder:~/photos/", "-lenet5-photos"),
+        ("csv:labels.csv", "-lenet5-labels-csv"),
+    ],
+)
+def test_default_run_names_are_readable(data, tail):
+    name = RunDir.new_name("lenet5", data)
+    assert re.fullmatch(r"\d{8}-\d{6}" + re.escape(tail), name), name
