@@ -131,8 +131,8 @@ def class_index(target: int | str | None, classes: Sequence[str] | None, num_cla
 
 def load_image(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
     """An image file as a ``1 x C x H x W`` float tensor in [0, 1] at the model's input size."""
-    from ..errors import DataError
     from ..data.images import read_image
+    from ..errors import DataError
 
     if Path(path).is_dir():  # say so, rather than relay the decoder's "Is a directory"
         raise DataError(f"image {str(path)!r} is a folder, not an image file", hint="pass one image file")
