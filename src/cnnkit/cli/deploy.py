@@ -42,13 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="127.0.0.1",
         help="address to bind (default 127.0.0.1, this machine only)",
     )
-    s.add_argument(
-        "--port",
-        metavar="PORT",
-        type=int_in(0, 65535),
-        default=8000,
-        help="port (default 8000; 0 picks a free one)",
-    )
+    s.add_argument("--port", metavar="PORT", type=int_in(0, 65535), default=8000,
+                   help="port (default 8000; 0 picks a free one)")  # fmt: skip
     s.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (the run's PyTorch model) or onnx (an onnxruntime export made at start-up)")  # fmt: skip
     s.add_argument("--max-batch", metavar="N", type=int_in(1, 4096), default=32,
@@ -62,13 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest accepted request body in MB (default 10)")  # fmt: skip
     s.add_argument("--max-pixels", metavar="N", type=int_in(1, 1_000_000_000), default=40_000_000,
                    help="largest accepted image in pixels, checked from the header before decoding (default 40M)")  # fmt: skip
-    s.add_argument(
-        "--max-images",
-        metavar="N",
-        type=int_in(1, 1024),
-        default=64,
-        help="most images in one request (default 64)",
-    )
+    s.add_argument("--max-images", metavar="N", type=int_in(1, 1024), default=64,
+                   help="most images in one request (default 64)")  # fmt: skip
     s.add_argument("--timeout", metavar="SECONDS", type=float_in(0, 3600, lo_open=True), default=30.0,
                    help="seconds a request may take, upload and prediction together (default 30)")  # fmt: skip
     s.add_argument("--threads", metavar="N", type=int_in(1, 1024), default=None,

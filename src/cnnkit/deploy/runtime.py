@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import CheckpointError
+from ..explain._common import PixelModel  # mean/std as buffers, the network as .model
 from ._deps import require
 
 EXPORT_FORMAT = "cnnkit-export/1"
@@ -29,21 +29,15 @@ INPUT_NAME, OUTPUT_NAME = "image", "logits"
 INPUT_DOC = "uint8 images N x C x H x W (0-255) at the run's input size; normalisation is inside the graph"
 
 
-class ImageModel(nn.Module):
+class ImageModel(PixelModel):
     """``model(normalise(x / 255))`` for uint8 ``x``: what an export computes, normalisation folded in.
 
     The division and standardisation happen in float32 exactly as :class:`cnnkit.data.Normalize`
     does them, so the export and ``cnnkit predict`` see the same numbers.
     """
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.model = model
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x.float() / 255.0 - self.mean) / self.std)
+        return super().forward(x.float() / 255.0)
 
 
 @dataclass

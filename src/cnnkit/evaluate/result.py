@@ -74,12 +74,7 @@ class EvalResult(dict):
 
     # ---- display
     def _title(self) -> str:
-        what = f"{Path(str(self.get('run', ''))).name} on {self.get('dataset', '')} {self.get('split', '')}"
-        if self.get("tta"):
-            what += f", TTA {self['tta']}"
-        if self.get("ensemble"):
-            what += f", ensemble of {len(self['ensemble']) + 1}"
-        return what
+        return describe(self, count=False)
 
     def _headline(self) -> list[tuple[str, str]]:
         rows = [("images", _num(self.get("n"))), ("accuracy", _pct(self.get("acc")))]
@@ -111,3 +106,15 @@ class EvalResult(dict):
         if self.written and cm.is_file():  # this evaluation's own figure, never one left by an earlier one
             parts.append(img(cm.read_bytes(), width=720, title=str(cm)))  # two panels: counts and rates
         return section(self._title(), *parts)
+
+
+def describe(metrics: dict[str, Any], count: bool = True) -> str:
+    """Which model, data split and variant an evaluation is of (figure titles, the notebook view)."""
+    s = f"{Path(str(metrics.get('run', ''))).name} on {metrics.get('dataset', '')} {metrics.get('split', '')}"
+    if count and "n" in metrics:
+        s += f" ({metrics['n']} images)"
+    if metrics.get("tta"):
+        s += f", TTA {metrics['tta']}"
+    if metrics.get("ensemble"):
+        s += f", ensemble of {len(metrics['ensemble']) + 1}"
+    return s

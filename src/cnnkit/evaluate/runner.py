@@ -23,7 +23,7 @@ from ..data import Normalize, TensorLoader
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from ..run import LoadedRun, RunDir, load_run
-from .result import EvalResult
+from .result import EvalResult, describe
 
 
 def run_data(run: LoadedRun, data: str | None = None):
@@ -279,9 +279,4 @@ def _write_outputs(out: Path, run: LoadedRun, runs: list[LoadedRun], metrics: di
 
 def _describe(metrics: dict[str, Any]) -> str:
     """Figure titles say which model, data split and variant they show."""
-    s = f"{Path(metrics['run']).name} on {metrics['dataset']} {metrics['split']} ({metrics['n']} images)"
-    if metrics.get("tta"):
-        s += f", TTA {metrics['tta']}"
-    if metrics.get("ensemble"):
-        s += f", ensemble of {len(metrics['ensemble']) + 1}"
-    return s
+    return describe(metrics)
