@@ -82,10 +82,12 @@ def projection(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
 class _PostActivation(nn.Module):
     """The end every post-activation block shares: the SE gate (if any), the shortcut added, then ReLU."""
 
-    def _merge(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def _merge(self, out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         if hasattr(self, "se"):
             out = self.se(out)
-        identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
 
 
@@ -110,8 +112,9 @@ class BasicBlock(_PostActivation):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self._shortcut(x)  # first, as before the blocks shared _merge: summaries list it first
         out = self.relu(self.bn1(self.conv1(x)))
-        return self._merge(self.bn2(self.conv2(out)), x)
+        return self._merge(self.bn2(self.conv2(out)), identity)
 
 
 class Bottleneck(_PostActivation):
@@ -134,9 +137,10 @@ class Bottleneck(_PostActivation):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self._shortcut(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        return self._merge(self.bn3(self.conv3(out)), x)
+        return self._merge(self.bn3(self.conv3(out)), identity)
 
 
 class PreActBasicBlock(nn.Module):
