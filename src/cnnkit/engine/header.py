@@ -84,8 +84,11 @@ def _origin(keys: tuple[str, ...], where: dict[str, str]) -> str:
     return ", ".join(f"{k.replace('_', '-')}: {w}" for k, w in zip(keys, found, strict=True))
 
 
-def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool) -> list[str]:
-    """Three lines: optimiser, schedule, augmentation, each with its origin in brackets."""
+def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool, auto_chosen: bool = False) -> list[str]:
+    """Three lines: optimiser, schedule, augmentation, each with its origin in brackets.
+
+    ``auto_chosen``: ``cfg.augment`` was chosen from the training images just now; its reason follows.
+    """
     opt = f"{cfg.optimizer} lr {cfg.lr:g}"
     if cfg.optimizer == "sgd":
         opt += f", {'Nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}"
@@ -97,8 +100,10 @@ def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool) -> li
     lines = [
         f"  optimiser     {opt:<{width}}  [{_origin(('optimizer', 'lr'), where)}]",
         f"  schedule      {sched:<{width}}  [{_origin(('scheduler', 'warmup_epochs'), where)}]",
-        f"  augmentation  {aug:<{width}}  [{where.get('augment', 'default')}]",
+        f"  augmentation  {aug:<{width}}  [{'auto: chosen from the training images' if auto_chosen else where.get('augment', 'default')}]",
     ]
+    if auto_chosen and cfg.augment_reason:
+        lines.append(f"                ({cfg.augment_reason.partition(f'{cfg.augment}: ')[2]})")
     if not has_recipe:
         lines.append(f"  ({cfg.model} has no training recipe: options not given use cnnkit's defaults)")
     return lines
@@ -114,7 +119,7 @@ def capped_resume(overrides: dict[str, Any], base: dict[str, Any]) -> dict[str, 
 
 def intro_lines(
     config: Any, file_opts: dict[str, Any], overrides: dict[str, Any], raw: TrainConfig, cfg: TrainConfig,
-    recipe: dict[str, Any],
+    recipe: dict[str, Any], auto_chosen: bool = False,
 ) -> list[str]:  # fmt: skip
     """The header of a new run: :func:`setup_lines` with each option's origin, and the epochs cap if any.
 
@@ -130,7 +135,7 @@ def intro_lines(
         file_opts = {}
     path = str(config) if isinstance(config, (str, Path)) else None
     where = origins(cfg.model, base_dataset(cfg.data), given, file_opts, path, recipe_used)
-    lines = setup_lines(cfg, where, bool(recipe))
+    lines = setup_lines(cfg, where, bool(recipe), auto_chosen)
     if cfg.epochs < raw.epochs:
         lines.append(
             f"epochs capped at {cfg.epochs} (of {raw.epochs}) by ${MAX_EPOCHS_ENV}; config.yaml records it"

@@ -126,18 +126,6 @@ def resolve_augment(cfg: TrainConfig, data: DatasetSplits) -> TrainConfig:
     return cfg.replace(augment=choice.spec, augment_reason=auto_reason(choice.spec, choice.reason))
 
 
-def _with_augment_choice(intro: list[str], cfg: TrainConfig) -> list[str]:
-    """The run's header (written before the data was loaded) with the spec ``auto`` chose and why."""
-    why = (cfg.augment_reason or "").partition(f"{cfg.augment}: ")[2]
-    out: list[str] = []
-    for line in intro:
-        if line.startswith("  augmentation  auto"):
-            out += [f"  augmentation  {cfg.augment}  [auto: chosen from the training images]", f"                ({why})"]
-        else:
-            out.append(line)
-    return out if len(out) > len(intro) else [*intro, f"augmentation {cfg.augment_reason}"]
-
-
 def load_data_for(cfg: TrainConfig, channels: int | None = None) -> DatasetSplits:
     """The dataset as a run's config describes it (same split, same size; ``channels`` to convert to)."""
     return load_dataset(
@@ -211,12 +199,15 @@ def train(
             )
         overrides = capped_resume(overrides, base)
         cfg = TrainConfig.from_dict({**base, **overrides}, source=str(run.config))
-        intro: list[str] = []
+        intro: Callable[[TrainConfig, bool], list[str]] = lambda c, auto: []  # noqa: E731
     else:
         file_opts = config_mapping(config)
         raw = TrainConfig.from_dict({**file_opts, **overrides})
         cfg = resolve_config(raw)
-        intro = intro_lines(config, file_opts, overrides, raw, cfg, recipe_of(cfg.model))
+        # The header is written once the data is loaded: `--augment auto` is chosen from the images.
+        def intro(c: TrainConfig, auto: bool) -> list[str]:
+            return intro_lines(config, file_opts, overrides, raw, c, recipe_of(c.model), auto)
+
         run = RunDir(Path(cfg.runs_dir) / cfg.name)
     main = is_main_process()
     owns_group = not distributed.is_initialized()  # a group the caller set up is the caller's to end
@@ -254,7 +245,8 @@ def train(
 def _train_locked(
     cfg: TrainConfig, run: RunDir, resume: str | Path | None, overwrite: bool, quiet: bool,
     model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module | ModelSetup] | None, callbacks: Sequence[Callback],
-    lr_mults: dict[str, float] | None, source: str, command: str, intro: list[str], t_start: float,
+    lr_mults: dict[str, float] | None, source: str, command: str,
+    intro: Callable[[TrainConfig, bool], list[str]], t_start: float,
 ) -> TrainResult:  # fmt: skip
     """The body of :func:`train`, run while this process holds the run's lock."""
     main = is_main_process()
@@ -265,9 +257,10 @@ def _train_locked(
     t0 = time.perf_counter()
     data = load_data_for(cfg)
     t_data = time.perf_counter() - t0
-    if cfg.augment == "auto":  # chosen from the training images, now that they are loaded
+    auto_chosen = cfg.augment == "auto"
+    if auto_chosen:  # chosen from the training images, now that they are loaded
         cfg = resolve_augment(cfg, data)
-        intro = _with_augment_choice(intro, cfg)
+    header = intro(cfg, auto_chosen)
     torch.manual_seed(cfg.seed)  # same seed, same initial weights
     c, h, w = data.image_shape
     if model_fn is not None:
@@ -323,7 +316,7 @@ def _train_locked(
             f"training {cfg.model} ({n:,} parameters{frozen}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
-        for line in intro:
+        for line in header:
             reporter.print(line)
     world = distributed.current()
     if world.active:
