@@ -81,12 +81,17 @@ def make_pack(folder: Path, n: int, encoding: str) -> float:
     return time.perf_counter() - t0
 
 
-def measure(pack: str, mode: str, steps: int, batch: int, repeats: int, threads: int | None = None) -> dict:
-    """Runs in its own process: LeNet-5 steps/s fed from ``pack``, and this process's peak RSS."""
+def measure(
+    pack: str, mode: str, steps: int, batch: int, repeats: int, threads: int | None = None, shuffle_buffer: int = 0
+) -> dict:
+    """Runs in its own process: LeNet-5 steps/s fed from ``pack``, and this process's peak RSS.
+
+    ``shuffle_buffer`` > 0: streamed in sequence through a shuffle buffer (``BufferedShardLoader``).
+    """
     import torch
 
     from cnnkit.data import Normalize
-    from cnnkit.data.loader import StreamLoader, TensorLoader
+    from cnnkit.data.loader import TensorLoader, make_loader
     from cnnkit.data.shards import open_pack
     from cnnkit.models import create_model
 
@@ -101,7 +106,8 @@ def measure(pack: str, mode: str, steps: int, batch: int, repeats: int, threads:
     if mode == "memory":
         loader = TensorLoader(train.load(), batch, norm, shuffle=True, drop_last=True)
     else:
-        loader = StreamLoader(train, batch, norm, shuffle=True, drop_last=True, threads=threads)
+        train.shuffle_buffer = shuffle_buffer
+        loader = make_loader(train, batch, norm, shuffle=True, drop_last=True, threads=threads)
     open_s = time.perf_counter() - t0
     torch.manual_seed(0)
     model = create_model("lenet5", num_classes=CLASSES, in_chans=3, input_size=(SIZE, SIZE))
@@ -148,7 +154,8 @@ def _cpu_seconds() -> float:
 
 def sub_measure(pack: Path, mode: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--measure", mode, "--pack", str(pack), "--steps", str(args.steps),
-           "--batch", str(args.batch), "--repeats", str(args.repeats)] + (["--threads", str(args.threads)] if args.threads else [])  # fmt: skip
+           "--batch", str(args.batch), "--repeats", str(args.repeats), "--shuffle-buffer", str(args.shuffle_buffer)]
+    cmd += ["--threads", str(args.threads)] if args.threads else []  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -170,17 +177,21 @@ def main() -> None:
     p.add_argument(
         "--dir", default=None, help="where to write the packs (default: a temporary folder, removed)"
     )
+    p.add_argument("--shuffle-buffer", type=int, default=0, metavar="N",
+                   help="stream in sequence through a shuffle buffer of N samples (default 0: by offset)")  # fmt: skip
     p.add_argument("--measure", choices=("stream", "memory"), help=argparse.SUPPRESS)
     p.add_argument("--pack", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure:  # the subprocess side
         print(
-            json.dumps(measure(args.pack, args.measure, args.steps, args.batch, args.repeats, args.threads))
+            json.dumps(measure(args.pack, args.measure, args.steps, args.batch, args.repeats, args.threads,
+                               args.shuffle_buffer))  # fmt: skip
         )
         return
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="cnnkit-shards-bench-"))
+    how = f"in sequence, shuffle buffer {args.shuffle_buffer:,}" if args.shuffle_buffer > 0 else "by offset"
     print(f"LeNet-5, 32x32 RGB, batch {args.batch}, {args.steps} timed steps (best of {args.repeats}), "
-          f"{os.cpu_count()} CPUs, packs in {base}")  # fmt: skip
+          f"{os.cpu_count()} CPUs, streamed {how}, packs in {base}")  # fmt: skip
     try:
         for enc in args.encodings.split(","):
             for n in (args.n_small, args.n_large):

@@ -13,7 +13,8 @@ from .analyze import summary
 from .analyze.convolutionalize import convolutionalize
 from .config import TrainConfig
 from .data import list_datasets, load_dataset
-from .engine import TrainResult, train
+from .engine import LRFindResult, TrainResult, lr_find, train
+from .engine.bench import bench
 from .errors import CnnkitError, DataError
 from .evaluate import EvalResult, Prediction
 from .evaluate import evaluate_run as evaluate
@@ -82,10 +83,12 @@ _provide("explain", _explain_run)
 __all__ = [
     "CnnkitError",
     "EvalResult",
+    "LRFindResult",
     "LoadedRun",
     "Prediction",
     "TrainConfig",
     "TrainResult",
+    "bench",
     "convolutionalize",
     "count_params",
     "create_model",
@@ -96,6 +99,7 @@ __all__ = [
     "list_models",
     "load_dataset",
     "load_run",
+    "lr_find",
     "predict",
     "summary",
     "train",

@@ -29,7 +29,27 @@ SCHEDULERS = registries.SCHEDULES
 LOSSES = registries.LOSSES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TRISTATE = ("auto", "on", "off")
+TTA = ("none", "flip", "flip+shift")  # test-time views for the final test score (cnnkit.data.views)
 MONITOR = ("val_loss", "val_acc")
+
+
+# The general recipe: what an option left unset gets when the model's recipe does not set it either (the
+# one place these defaults live; `cnnkit train --help` shows them). Each choice and its measured effect
+# is in docs/recipe.md (benchmarks/recipe.py, benchmarks/peers.py).
+GENERAL_RECIPE: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "weight_decay": 5e-4,
+    "scheduler": "cosine",
+    "warmup_epochs": 0.0,
+    "label_smoothing": 0.0,
+    "tta": "none",
+}
+
+
+def _auto(help: str, choices: Collection[str] | None = None, **kw: Any) -> Any:
+    """A field the model's recipe may set: ``None`` until resolved; ``{name}`` in ``help`` is the general default."""
+    return _f(None, help.format(**GENERAL_RECIPE), choices, auto=True, **kw)
 
 
 def _f(default: Any, help: str, choices: Collection[str] | None = None, **kw: Any) -> Any:
@@ -58,27 +78,38 @@ class TrainConfig:
     memory_budget_mb: int = _f(4096, "folder/CSV data: decode into memory up to this size (MB), stream from disk beyond", lo=0)
     cache: bool = _f(True, "folder/CSV data: keep decoded images on disk for the next run ($CNNKIT_CACHE or ~/.cache/cnnkit/decoded)")
     # how long and how big
-    epochs: int = _f(30, "number of training epochs", lo=1, hi=1_000_000)
-    batch_size: int = _f(64, "mini-batch size (with torchrun: the global batch, split over the processes)",
-                         lo=1, hi=65536)
+    epochs: int | None = _auto("number of training epochs (default: the model's recipe, else {epochs})",
+                              lo=1, hi=1_000_000)
+    time_budget: float | None = _f(None, "train for about this many seconds instead of a number of epochs: a few "
+                                   "steps are timed first, then the epoch count (and the schedule) is fixed to "
+                                   "fit and recorded in config.yaml", lo_open=0.0, hi=1e7)
+    # How `epochs` was chosen when cnnkit chose it (--time-budget); a record cnnkit writes, not an option.
+    epochs_reason: str | None = _f(None, argparse.SUPPRESS)
+    batch_size: int | None = _auto("mini-batch size, with torchrun the global batch split over the processes "
+                                  "(default: the model's recipe, else {batch_size})", lo=1, hi=65536)
     # optimiser
     optimizer: str | None = _f(None, "optimiser (default: the model's recipe, else sgd)", OPTIMIZERS, auto=True)
     lr: float | None = _f(None, "learning rate (default: the model's recipe, else the optimiser's own, e.g. 0.05 "
-                          "for sgd and 0.001 for adam)", lo_open=0.0, hi=10.0, auto=True)
+                          "for sgd and 0.001 for adam); find: run the range test of `cnnkit lr-find` first and "
+                          "train with its suggestion", lo_open=0.0, hi=10.0, auto=True, words=("find",))
+    # Where `lr` came from when `--lr find` chose it ("lr-find chose 0.0546: ..."): a record, like augment_reason.
+    lr_reason: str | None = _f(None, argparse.SUPPRESS)
     momentum: float = _f(0.9, "SGD momentum", lo=0.0, hi_open=1.0)
     nesterov: bool = _f(True, "Nesterov momentum (SGD)")
-    weight_decay: float = _f(5e-4, "L2 weight decay", lo=0.0)
+    weight_decay: float | None = _auto("L2 weight decay (default: the model's recipe, else {weight_decay:g})", lo=0.0)
     l1: float = _f(0.0, "L1 penalty on the weights, added to the loss", lo=0.0)
     # learning-rate schedule
-    scheduler: str = _f("cosine", "learning-rate schedule", SCHEDULERS)
-    warmup_epochs: float | None = _f(None, "linear warmup from lr/100 over this many epochs (default: the model's "
-                                     "recipe, e.g. 1 for batch-norm VGG and ImageNet ResNets, else 0)", lo=0.0, auto=True)
+    scheduler: str | None = _auto("learning-rate schedule, per step (default: the model's recipe, else {scheduler})",
+                                 SCHEDULERS)
+    warmup_epochs: float | None = _auto("linear warmup from lr/100 over this many epochs (default: the model's recipe, "
+                                       "e.g. 1 for batch-norm VGG and ImageNet ResNets, else {warmup_epochs:g})", lo=0.0)
     step_size: int = _f(10, "step schedule: epochs between decays", lo=1)
     gamma: float = _f(0.1, "step and plateau schedules: decay factor", lo_open=0.0, hi_open=1.0)
     plateau_patience: int = _f(3, "plateau schedule: epochs without improvement before decaying", lo=0)
     # loss
     loss: str = _f("cross_entropy", "loss function", LOSSES)
-    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", lo=0.0, hi_open=1.0)
+    label_smoothing: float | None = _auto("cross-entropy label smoothing (default: the model's recipe, else {label_smoothing:g})",
+                                         lo=0.0, hi_open=1.0)
     # regularisation and stopping
     augment: str = _f("auto", "augmentation: auto (chosen from the training images: no flips where a probe tells "
                       "them from their mirror images, shifts for the image size, colour jitter for colour images), "
@@ -89,11 +120,18 @@ class TrainConfig:
     early_stopping: int = _f(0, "stop after this many epochs without improvement of --monitor (0: off)", lo=0)
     monitor: str = _f("val_loss", "validation metric for best checkpoint, plateau and early stopping", MONITOR)
     grad_clip: float = _f(0.0, "clip the gradient norm to this value (0: off)", lo=0.0)
+    tta: str | None = _auto("test-time augmentation of the final test score, recorded beside the plain score: none, "
+                            "flip, or flip+shift (6 views) (default: the model's recipe, else {tta})", TTA)
     # machine
     device: str = _f("auto", "where to train", DEVICES)
     amp: str = _f("auto", "mixed precision (auto: on for CUDA)", TRISTATE)
     channels_last: str = _f("auto", "channels-last memory format (auto: on for CUDA conv nets)", TRISTATE)
+    compile: str = _f("auto", "torch.compile the training step (auto: on for CUDA, falling back with a note where "
+                      "it fails)", TRISTATE)
     workers: int = _f(0, "data loader worker processes for streamed data", lo=0, hi=256)
+    shuffle_buffer: int = _f(0, "shards:DIR data: 0 reads samples by offset in an exact shuffle; N > 0 reads the "
+                             "shards in sequence through a shuffle buffer of N samples (slow random reads)",
+                             lo=0, hi=10_000_000)  # fmt: skip
     sync_bn: bool = _f(False, "with torchrun: batch-norm statistics over the global batch (SyncBatchNorm)")
     seed: int = _f(0, "random seed (splits, initialisation, shuffling, augmentation)", lo=0, hi=2**32 - 1)
     deterministic: bool = _f(True, "use deterministic algorithms (same seed, same numbers)")
@@ -163,6 +201,23 @@ class TrainConfig:
     def auto_fields(cls) -> tuple[str, ...]:
         """Fields a model's recipe fills when the user leaves them unset (``None``)."""
         return tuple(f.name for f in fields(cls) if f.metadata.get("auto"))
+
+    def with_defaults(self, recipe: dict[str, Any] | None = None) -> TrainConfig:
+        """Every unset (``None``) recipe field filled: from the model's ``recipe``, else :data:`GENERAL_RECIPE`.
+
+        The optimiser and learning rate go together (:func:`optimizer_and_lr`). Used by
+        :func:`cnnkit.engine.train.resolve_config`, and by the engine for a config built by hand.
+        """
+        recipe = recipe or {}
+        upd: dict[str, Any] = {}
+        if self.optimizer is None or self.lr is None:
+            upd["optimizer"], upd["lr"] = optimizer_and_lr(self.optimizer, self.lr, recipe)
+        for name, general in GENERAL_RECIPE.items():
+            if getattr(self, name) is None:
+                upd[name] = recipe.get(name, general)
+        # dataclasses.replace, not self.replace: filling in defaults validates nothing anew (resolve_config
+        # validates the finished config; a hand-built one meets the registries' own errors).
+        return dataclasses.replace(self, **upd) if upd else self
 
     def replace(self, **kw: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **kw})

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cnnkit_fuzz import Case, run_case, write
+from cnnkit_fuzz import Case, bad_values, run_case, write
 
 Setup = Callable[[Path], None]
 
@@ -350,6 +350,26 @@ CASES: list[Case] = [
     Case("arch-dtype-bad", ["compare-arch", "lenet5", "--dtype", "float8"], None, "--dtype", code=2),
     Case("arch-damaged-run", ["compare-arch", "lenet5", R], write("run/config.yaml", "{"), "config.yaml"),
     Case("arch-missing-run", ["compare-arch", "lenet5", f"{T}/nope/"], None, "nope"),
+    # ---- bench --------------------------------------------------------------------------------------------------
+    Case("bench-no-model", ["bench"], None, "--model", code=2),
+    Case("bench-unknown-model", ["bench", "--model", "lenet6"], None, "lenet6"),
+    *bad_values(["bench", "--model", "lenet5"], "--batch-size", "bench-batch", zero="0", word="many",
+                huge="1000000000"),
+    *bad_values(["bench", "--model", "lenet5"], "--steps", "bench-steps", zero="0", negative="-1"),
+    *bad_values(["bench", "--model", "lenet5"], "--repeats", "bench-repeats", zero="0"),
+    *bad_values(["bench", "--model", "lenet5"], "--warmup", "bench-warmup", negative="-1"),
+    *bad_values(["bench", "--model", "lenet5"], "--input-size", "bench-input", zero="0", too_small=("4", "4x4"),
+                huge="100000"),
+    Case("bench-input-alexnet-tiny", ["bench", "--model", "alexnet", "--input-size", "8"], None, "3x8x8"),
+    Case("bench-channels-zero", ["bench", "--model", "lenet5", "--channels", "0"], None, "--channels", code=2),
+    Case("bench-classes-with-data", ["bench", "--model", "lenet5", "--data", "digits", "--classes", "3"], None,
+         "--classes"),
+    Case("bench-data-missing-folder", ["bench", "--model", "lenet5", "--data", f"folder:{T}/nope"], None, "nope"),
+    Case("bench-data-unknown", ["bench", "--model", "lenet5", "--data", "nosuchset"], None, "nosuchset"),
+    Case("bench-augment-bad", ["bench", "--model", "lenet5", "--augment", "spin=3"], None, "--augment"),
+    Case("bench-amp-bad", ["bench", "--model", "lenet5", "--amp", "maybe"], None, "--amp", code=2),
+    Case("bench-device-bad", ["bench", "--model", "lenet5", "--device", "tpu"], None, "--device", code=2),
+    Case("bench-synthetic-too-big", ["bench", "--model", "resnet18", "--batch-size", "60000"], None, "--batch-size"),
 ]
 # fmt: on
 

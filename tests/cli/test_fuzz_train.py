@@ -115,6 +115,7 @@ RANDOM = bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8))
 FT = ["finetune", "--from", "{run}", "--epochs", "1"]
 FTW = ["finetune", "--weights", "w.pth", "--model", "lenet5", "--epochs", "1"]  # fine-tune from a weights file
 SB = ["show-batch", "-o", "out.png"]
+LF = ["lr-find", "-o", "out.png", "--steps", "5"]
 
 # ----------------------------------------------------------------------------- the cases
 CASES: list[Case] = [
@@ -133,15 +134,18 @@ CASES: list[Case] = [
     *bad_values(["train"], "--input-size", zero="0", huge="100000"),
     Case("input-size-too-small-for-model", ["train", "--input-size", "8", "--epochs", "1"], expect="16"),
     *bad_values(["train"], "--workers", negative="-1", huge="100000"),
+    *bad_values(["train"], "--shuffle-buffer", negative="-1", huge="100000000", text="many"),
     *bad_values(["train"], "--memory-budget-mb", "memory-budget", negative="-5"),
     *bad_values(["train"], "--grad-clip", negative="-1"),
     *bad_values(["train"], "--early-stopping", negative="-1"),
     *bad_values(["train"], "--seed", negative="-1", huge=str(2**40)),
     Case("optimizer-typo", ["train", "--optimizer", "adamm"], expect="did you mean"),
-    Case("scheduler-unknown", ["train", "--scheduler", "linear"], expect="--scheduler"),
+    Case("scheduler-unknown", ["train", "--scheduler", "linaer"], expect="--scheduler"),
     Case("loss-unknown", ["train", "--loss", "mse"], expect="--loss"),
     Case("device-cuda-missing", ["train", "--device", "cuda", "--epochs", "1"], expect="cuda"),
     Case("amp-unknown", ["train", "--amp", "maybe"], expect="--amp"),
+    Case("compile-unknown", ["train", "--compile", "maybe"], expect="--compile"),
+    Case("tta-unknown", ["train", "--tta", "crops"], expect="--tta"),
     Case("unknown-flag", ["train", "--epoch", "1", "--bogus"], expect="--bogus"),
     # ---- train: run names and folders (the lead's checks)
     Case("name-dotdot", ["train", "--name", "..", "--overwrite"], expect="--name"),
@@ -379,6 +383,20 @@ CASES: list[Case] = [
     Case("sb-folder-corrupt", [*SB, "folder:imgs"], junk_images("imgs"), expect="no readable images"),
     Case("sb-csv-binary", [*SB, "csv:d.csv"], write("d.csv", RANDOM), expect="d.csv"),
     Case("sb-split-unknown", [*SB, "--split", "all"], expect="--split"),
+    # ---- lr-find (and train --lr find)
+    *bad_values(LF, "--steps", "lf-steps", zero="0", huge="1000000", word="many"),
+    *bad_values(LF, "--start-lr", "lf-start-lr", zero="0", negative="-1", word="find", nan="nan"),
+    *bad_values(LF, "--end-lr", "lf-end-lr", zero="0", inf="inf", huge="1e9"),
+    Case("lf-start-above-end", [*LF, "--start-lr", "1", "--end-lr", "0.1"], expect="--start-lr 1 must be below"),
+    Case("lf-model-unknown", [*LF, "--model", "lenet6"], expect="lenet6"),
+    Case("lf-data-unknown", [*LF, "--data", "digitz"], expect="did you mean"),
+    Case("lf-config-missing", [*LF, "--config", "nope.yaml"], expect="nope.yaml"),
+    Case("lf-epochs-not-an-option", [*LF, "--epochs", "3"], expect="--epochs"),
+    Case("lf-output-bad-suffix", ["lr-find", "-o", "out.xyz"], expect="out.xyz"),
+    Case("lf-output-folder", ["lr-find", "-o", "outdir"], write("outdir/x", "x"), expect="outdir"),
+    Case("lf-output-is-input", ["lr-find", "--data", "csv:d.csv", "-o", "d.csv"], csv_of("d.csv", rows()),
+         expect="d.csv"),  # fmt: skip
+    *bad_values(["train"], "--lr", "train-lr", word=("fast", "or find")),
     # ---- datasets and models
     Case("datasets-root-file", ["datasets", "--root", "f.txt"], write("f.txt", "x"), expect="f.txt"),
     Case("datasets-root-empty", ["datasets", "--root", ""], expect="--root"),

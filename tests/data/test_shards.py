@@ -188,3 +188,35 @@ def test_shards_error_messages(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", "--data", f"shards:{tmp_path}", "--epochs", "1"]) == 2
     assert "not a cnnkit pack" in capsys.readouterr().err
+
+
+def test_inspect_decodes_a_pack_that_fits_the_budget_and_refuses_one_that_does_not(digits_pack, capsys):
+    assert main(["inspect", f"shards:{digits_pack}", "--json", "--top", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    mem = load_dataset("digits")
+    assert report["splits"] == {s: len(mem.split(s)) for s in ("train", "val", "test")}
+    assert report["classes"]["counts"]["test"] == mem.test.class_counts(10)
+    assert report["images"]["loaded_as"] == "1x8x8"
+    assert main(["inspect", f"shards:{digits_pack}", "--memory-budget-mb", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == (f"error: 'shards:{digits_pack}' decodes to 0.11 MB (1,797 images of 1x8x8), more than "
+                      "--memory-budget-mb 0; inspect compares every image with every other, so it holds them all "
+                      "in memory")  # fmt: skip
+    assert err[1].strip() == ("hint: raise --memory-budget-mb if the machine has the memory, or inspect a sample: "
+                              f"'subset:shards:{digits_pack}?per_class=500'")  # fmt: skip
+
+
+def test_a_registered_set_over_the_budget_is_refused_with_the_pack_route_that_works(digits_pack, capsys):
+    """Registered sets are read whole by torchvision (CIFAR's pickles, SVHN's compressed .mat files are not
+    laid out for reading image by image), so one that would exceed the budget once resized is refused; the hint's route,
+    a pack at the native size streamed and resized batch by batch, then works within the budget."""
+    args = ["--input-size", "300", "--memory-budget-mb", "100", "--epochs", "1"]
+    assert main(["train", "--data", "digits", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == ("error: dataset 'digits' at 300x300 pixels needs 154 MB in memory, more than the memory "
+                      "budget of 100 MB")  # fmt: skip
+    assert "`cnnkit pack digits -o DIR` once, then --data shards:DIR" in err[1] and len(err) == 2
+    ds = load_dataset(f"shards:{digits_pack}", input_size=300, memory_budget_mb=100)
+    assert not ds.in_memory and ds.image_shape == (1, 300, 300)
+    x, _ = next(iter(StreamLoader(ds.test, 4, Normalize(ds.mean, ds.std))))
+    assert x.shape == (4, 1, 300, 300)

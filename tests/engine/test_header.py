@@ -28,23 +28,38 @@ def _line(lines: list[str], what: str) -> str:
 
 def test_defaults_say_default_and_that_the_model_has_no_recipe(monkeypatch):
     monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
-    lines = _intro(name="x")
+    lines = _intro(name="x", model="lenet1")
     assert re.search(
         r"optimiser +sgd lr 0\.05, Nesterov momentum 0\.9, weight decay 0\.0005 +\[default\]", lines[0]
     )
-    assert _line(lines, "schedule").endswith("[default]") and "cosine over 30 epoch(s), no warmup" in lines[1]
+    assert _line(lines, "schedule").endswith("[default]") and "cosine over 30 epoch(s) of batch 64, no warmup" in lines[1]
+    assert _line(lines, "loss").endswith("[default]") and "cross-entropy " in _line(lines, "loss")
     assert _line(lines, "augmentation").endswith("[default for digits]")
-    assert "lenet5 has no training recipe" in lines[3]
+    assert any("lenet1 has no training recipe" in ln for ln in lines)
+
+
+def test_the_default_model_says_which_settings_its_recipe_chose(monkeypatch):
+    monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
+    lines = _intro(name="x")  # lenet5, tuned for time to accuracy (docs/recipe.md)
+    assert re.search(r"optimiser +adamw lr 0\.003, weight decay 0\.0005 +\[lenet5's recipe\]", lines[0])
+    assert _line(lines, "schedule").endswith("[scheduler: lenet5's recipe; others default]")
+    assert "linear over 30 epoch(s) of batch 64" in _line(lines, "schedule")
+    assert re.search(r"loss +cross-entropy, label smoothing 0\.1 +\[loss: default, label-smoothing: lenet5's recipe\]",
+                     _line(lines, "loss"))  # fmt: skip
+    assert not any("no training recipe" in ln for ln in lines)
+    lines = _intro(name="x", label_smoothing=0.0, lr=0.01)  # a flag wins over the recipe, and says so
+    assert _line(lines, "loss").endswith("[loss: default, label-smoothing: flag]")
+    assert "adamw lr 0.01" in lines[0] and lines[0].endswith("[optimizer: lenet5's recipe, lr: flag]")
 
 
 def test_flags_files_and_recipes_are_named(tmp_path, monkeypatch):
     monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
-    lines = _intro(name="x", optimizer="adam")
+    lines = _intro(name="x", optimizer="adam")  # lenet5's recipe names adamw: adam gets its own default rate
     assert _line(lines, "optimiser").endswith("[optimizer: flag, lr: default]")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("scheduler: step\nwarmup_epochs: 2\naugment: none\n")
     lines = _intro(str(recipe), name="x")
-    assert _line(lines, "schedule").endswith("[recipe.yaml]") and "2 warmup epoch(s)" in lines[1]
+    assert _line(lines, "schedule").endswith("[scheduler, warmup-epochs: recipe.yaml; others default]") and "2 warmup epoch(s)" in lines[1]
     assert _line(lines, "augmentation").endswith("[recipe.yaml]")
     lines = _intro(name="x", model="vgg11")  # its recipe: Adam 3e-4
     assert _line(lines, "optimiser").endswith("[vgg11's recipe]") and "adam lr 0.0003" in lines[0]

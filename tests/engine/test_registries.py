@@ -139,7 +139,7 @@ def test_unregistered_names_are_gone_again():
 def test_built_in_names_defaults_and_config_choices():
     assert list(OPTIMIZERS) == ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
     assert dict(DEFAULT_LR) == {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
-    assert list(SCHEDULERS) == ["constant", "step", "plateau", "cosine", "onecycle"]
+    assert list(SCHEDULERS) == ["constant", "step", "plateau", "cosine", "linear", "onecycle"]
     assert list(LOSSES) == ["cross_entropy", "hinge", "squared_error"]
     # the config's choices are the registries themselves, not copies
     fields = TrainConfig.__dataclass_fields__
@@ -194,8 +194,8 @@ def test_builders_name_an_unknown_entry():
     assert "did you mean 'hinge'" in str(e.value)
     with pytest.raises(ConfigError, match="unknown optimizer 'adamm'"):
         build_optimizer(nn.Linear(2, 2), TrainConfig(optimizer="adamm"))
-    with pytest.raises(ConfigError, match="unknown learning-rate schedule 'linear'"):
-        LRSchedule(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0), TrainConfig(scheduler="linear"), 1)
+    with pytest.raises(ConfigError, match="unknown learning-rate schedule 'linaer'"):
+        LRSchedule(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0), TrainConfig(scheduler="linaer"), 1)
 
 
 # ------------------------------------------------------------------ registering: the contract

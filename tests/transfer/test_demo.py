@@ -19,7 +19,10 @@ from cnnkit.transfer import extract_features, finetune, fit_head, subset_spec
 
 TARGET = {"classes": [5, 6, 7, 8, 9], "per_class": 10, "val_per_class": 0}
 SPLIT = {"val_split": 0.0, "test_split": 0.5, "seed": 0}  # half of 5-9 held out for testing
-RECIPE = {"epochs": 20, "batch_size": 10, "augment": "translate=2", "quiet": True, **SPLIT}
+# The benchmark's recipe: cnnkit's general SGD recipe (LeNet-5's own AdamW recipe trains the 50 images
+# from scratch better: 92.9% at seed 0, which the benchmark's table does not cover).
+RECIPE = {"epochs": 20, "batch_size": 10, "augment": "translate=2", "quiet": True, "optimizer": "sgd",
+          "scheduler": "cosine", "label_smoothing": 0.0, **SPLIT}  # fmt: skip
 
 
 def test_transfer_beats_training_from_scratch_on_50_images(source_04, runs_dir, capsys):

@@ -21,6 +21,7 @@ from ..errors import CnnkitError, Interrupted, suggest
 # Modules under cnnkit.cli that register subcommands, in the order `cnnkit --help` lists them.
 COMMAND_MODULES = [
     "train",
+    "lr_find",
     "evaluate",
     "predict",
     "compare",
@@ -32,6 +33,7 @@ COMMAND_MODULES = [
     "classic",
     "transfer",
     "summary",
+    "bench",
     "explain",
     "lectures",
     "deploy",

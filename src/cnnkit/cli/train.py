@@ -14,7 +14,7 @@ from ._args import add_command, add_run_folder_flags, float_in, int_in
 def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field; defaults stay None so only given flags override the config file."""
     for f in fields(TrainConfig):
-        if f.name in skip:
+        if f.name in skip or f.metadata["help"] == argparse.SUPPRESS:  # records cnnkit writes, not options
             continue
         flag = "--" + f.name.replace("_", "-")
         t = field_type(f)
@@ -41,12 +41,25 @@ def _bounded_type(f: Field, t: type) -> Callable[[str], Any]:
     """
     m = f.metadata
     if t is int:
-        return int_in(m.get("lo"), m.get("hi"))
-    if t is float:
-        if "lo_open" in m:
-            return float_in(m["lo_open"], m.get("hi"), lo_open=True)
-        return float_in(m.get("lo"), m.get("hi"))
-    return str
+        parse = int_in(m.get("lo"), m.get("hi"))
+    elif t is float:
+        parse = float_in(m["lo_open"], m.get("hi"), lo_open=True) if "lo_open" in m else float_in(m.get("lo"), m.get("hi"))
+    else:
+        return str
+    words = m.get("words", ())  # a number, or one of these words (--lr find)
+    if not words:
+        return parse
+
+    def number_or_word(text: str) -> Any:
+        if text.strip().lower() in words:
+            return text.strip().lower()
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} (or {' or '.join(words)})") from None
+
+    number_or_word.__name__ = parse.__name__
+    return number_or_word
 
 
 def registry_help(width: int = 79) -> str:

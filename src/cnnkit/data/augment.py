@@ -11,6 +11,7 @@ Spec strings: ``"translate=2,rotate=10,scale=0.1,flip,erase=0.25,jitter=0.2,elas
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -169,15 +170,13 @@ class Augment:
         )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         if self.elastic:
-            # Smooth random displacement field (Simard et al. 2003), strength in pixels.
-            disp = rand(n, 2, h, w) * 2 - 1
-            k = max(3, int(min(h, w) / 4) | 1)
-            sigma = k / 4
-            r = torch.arange(k, device=x.device) - k // 2
-            g = torch.exp(-(r.float() ** 2) / (2 * sigma**2))
-            g = g / g.sum()
-            disp = F.conv2d(disp.reshape(-1, 1, h, w), g.view(1, 1, 1, k), padding=(0, k // 2))
-            disp = F.conv2d(disp, g.view(1, 1, k, 1), padding=(k // 2, 0)).reshape(n, 2, h, w)
+            # Smooth random displacement field (Simard et al. 2003), strength in pixels. Simard smooths a
+            # per-pixel random field with a Gaussian; a coarse random grid (a control point every ~4 px)
+            # upsampled bicubically gives the same kind of smooth field for a fraction of the cost
+            # (a 1-channel separable blur of every field was slower than the LeNet-5 step it fed).
+            gh, gw = max(2, -(-h // 4)), max(2, -(-w // 4))
+            rows, cols = _cubic_upsampler(gh, h, x.device), _cubic_upsampler(gw, w, x.device)
+            disp = rows @ (rand(n, 2, gh, gw) * 2 - 1) @ cols.T  # bicubic upsampling as two small matmuls
             disp = disp / disp.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
             scale = torch.tensor([2 / w, 2 / h], device=x.device).view(1, 2, 1, 1) * self.elastic
             grid = grid + (disp * scale).permute(0, 2, 3, 1)
@@ -197,3 +196,15 @@ class Augment:
         box = box & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1))
         box = box & (rand(n) < self.erase).view(n, 1, 1)
         return x.masked_fill(box.unsqueeze(1), 0.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _cubic_upsampler(coarse: int, size: int, device: torch.device) -> torch.Tensor:
+    """The ``size x coarse`` matrix of bicubic upsampling (align_corners) along one axis.
+
+    Bicubic upsampling is separable and linear, so a field's upsampling is ``rows @ field @ cols.T``:
+    several times faster on a CPU than ``F.interpolate`` on a batch of small fields.
+    """
+    eye = torch.eye(coarse).view(coarse, 1, coarse, 1)
+    m = F.interpolate(eye, size=(size, 1), mode="bicubic", align_corners=True).view(coarse, size).T
+    return m.contiguous().to(device)

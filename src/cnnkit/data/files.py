@@ -411,3 +411,25 @@ def load_folder_source(arg: str, input_size: Any = None, **options: Any) -> RawD
 def load_csv_source(arg: str, input_size: Any = None, **options: Any) -> RawDataset:
     """``csv:FILE``: ``path,label`` rows; relative paths are resolved against the CSV's folder."""
     return _load_scanned(scan_csv(arg), f"CSV file {arg}", Path(arg).expanduser().parent, input_size, **options)
+
+
+def peek_side(data: str, sample: int = 64) -> int | None:
+    """The longer side most images of a ``folder:``/``csv:`` spec share (from up to ``sample`` file headers).
+
+    ``None`` for other specs or when the files cannot be read: loading them reports that properly. Used
+    to choose the input size before decoding (8-32 px images are not upsampled to an ImageNet 224).
+    """
+    prefix, _, arg = data.partition(":")
+    try:
+        if prefix == "folder":
+            records = scan_folder(arg)[1]
+        elif prefix == "csv":
+            records = scan_csv(arg)[1]
+        else:
+            return None
+        step = max(1, len(records) // sample)
+        res, _ = probe_files([r.path for r in records[::step][:sample]], default_threads())
+    except (DataError, OSError):
+        return None
+    sides = [max(s) for _, s in filter(None, res)]
+    return Counter(sides).most_common(1)[0][0] if sides else None

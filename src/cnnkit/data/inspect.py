@@ -223,12 +223,8 @@ def inspect_dataset(
 ) -> dict[str, Any]:  # fmt: skip
     """The whole report as plain data (JSON-ready); ``input_size`` is the side training would use."""
     say = progress or (lambda s: None)
-    if not data.in_memory:  # every image is compared with every other: they must all fit in memory
-        from ..errors import DataError
-
-        raise DataError(f"{data.name!r} is larger than the memory budget, and inspect holds every image in memory",
-                        hint="raise --memory-budget-mb if the machine has the memory, or inspect a subset:, "
-                        "e.g. 'subset:DATA?per_class=500'")  # fmt: skip
+    if not data.in_memory:
+        _check_fits(data)
     images, labels, splits, ids = pooled(data)
     say(f"{len(images):,} images loaded; reading file headers")
     report: dict[str, Any] = {"dataset": data.name, "split": data.info.get("split", "as stored"),
@@ -268,6 +264,28 @@ def inspect_dataset(
                       "evidence": choice.evidence}  # fmt: skip
     report["_images"] = images  # for the HTML page's thumbnails (dropped from JSON)
     return report
+
+
+def _check_fits(data: DatasetSplits) -> None:
+    """Every image is compared with every other, so inspect holds them all: a streamed dataset must fit the budget.
+
+    Folder/CSV data streams only beyond the budget (refused here); a pack (``shards:DIR``) always streams,
+    and is decoded into memory when it fits the ``--memory-budget-mb`` its loader recorded.
+    """
+    from ..errors import DataError
+
+    n = sum(len(data.split(s)) for s in SPLITS)
+    c, h, w = data.image_shape
+    need_mb = n * c * h * w / 2**20
+    budget = data.info.get("memory_budget_mb")
+    if budget is not None and need_mb <= budget:
+        return
+    over = f"more than --memory-budget-mb {budget:,.0f}" if budget is not None else "larger than the memory budget"
+    sample = ("lower per_class in the subset spec" if data.name.startswith("subset:")
+              else f"inspect a sample: 'subset:{data.name}?per_class=500'")  # fmt: skip
+    raise DataError(f"{data.name!r} decodes to {need_mb:,.{2 if need_mb < 10 else 0}f} MB ({n:,} images of "
+                    f"{c}x{h}x{w}), {over}; inspect compares every image with every other, so it holds them all "
+                    "in memory", hint=f"raise --memory-budget-mb if the machine has the memory, or {sample}")  # fmt: skip
 
 
 def json_ready(report: dict[str, Any]) -> dict[str, Any]:

@@ -236,6 +236,40 @@ class StreamLoader(_EpochBatches):
             yield self._model_input(x8.to(self.device, non_blocking=True), gen), y.to(self.device, non_blocking=True)
 
 
+def pixel_batches(
+    data: ImageData | FileData, batch_size: int = 256, workers: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(uint8 images N x C x H x W, positions in the split)`` in order, on the CPU: a split read batch by batch.
+
+    For what works on pixels rather than the model's float input (evaluation with TTA and ensembles,
+    feature extraction): an in-memory split is sliced, a streamed one is decoded by a
+    :class:`StreamLoader` (threads or ``workers``, prefetching) so only the batches in flight are in
+    memory. An unreadable file is an error (``strict``): results must line up with every id.
+    """
+    if isinstance(data, ImageData):
+        for s in range(0, len(data), batch_size):
+            yield data.images[s : s + batch_size], torch.arange(s, min(s + batch_size, len(data)))
+        return
+    c = data.channels
+    loader = StreamLoader(data, batch_size, Normalize((0.0,) * c, (1.0,) * c), workers=workers, strict=True)
+    batches = loader._batches()
+    for b, (x8, _y, failed) in zip(batches, loader._decoded(batches), strict=False):
+        if failed:
+            loader._drop(x8, _y, failed, b)  # raises DataError naming the file (strict)
+        yield x8, torch.as_tensor(b, dtype=torch.long)
+
+
+def pixels_of(data: ImageData | FileData, indices: list[int]) -> torch.Tensor:
+    """uint8 ``len(indices) x C x H x W`` pixels of a few samples of a split (only those are decoded)."""
+    if isinstance(data, ImageData):
+        return data.images[torch.as_tensor(indices, dtype=torch.long)]
+    arr, failed = data.decode(indices)
+    if failed:
+        j, reason = failed[0]
+        raise DataError(f"cannot read image {data.files[indices[j]]!r}: {reason}")
+    return torch.from_numpy(arr)
+
+
 def make_loader(
     data: ImageData | FileData, batch_size: int, normalize: Normalize, workers: int = 0, strict: bool = False,
     **options: Any,
@@ -243,8 +277,14 @@ def make_loader(
     """The loader for a split: :class:`TensorLoader` in memory, :class:`StreamLoader` for files.
 
     ``options`` are the loaders' shared ones (``shuffle``, ``augment``, ``seed``, ``device``, ...);
-    ``workers`` and ``strict`` apply to streamed files only.
+    ``workers`` and ``strict`` apply to streamed files only. A pack split with a ``shuffle_buffer``
+    (``--shuffle-buffer N``) is read shard by shard through that buffer when shuffled
+    (:class:`~cnnkit.data.shard_stream.BufferedShardLoader`).
     """
     if isinstance(data, FileData):
+        if options.get("shuffle") and getattr(data, "shuffle_buffer", 0) > 0:
+            from .shard_stream import BufferedShardLoader
+
+            return BufferedShardLoader(data, batch_size, normalize, workers=workers, strict=strict, **options)
         return StreamLoader(data, batch_size, normalize, workers=workers, strict=strict, **options)
     return TensorLoader(data, batch_size, normalize, **options)

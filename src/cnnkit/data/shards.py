@@ -7,9 +7,11 @@ A pack folder holds, per split, tar files ``train-000000.tar``, ... in which eac
 and per shard its file, sample count, byte size and sha256; ``samples.npz`` records, per split and
 sample, the shard number, the byte offset and size of the image inside it, the label and the id.
 
-Why an offset index instead of a sequential reader with a shuffle buffer: on a local or network disk
-a sample is one ``pread`` at a known offset, so a split becomes a :class:`ShardData` (a
-:class:`~cnnkit.data.base.FileData` whose items are read by offset) and the existing
+Why an offset index, and reading by offset by default rather than in sequence through a shuffle
+buffer (which :mod:`cnnkit.data.shard_stream` does with ``--shuffle-buffer N``, for storage where
+random reads are slow): on a local disk, an SSD or the page cache a sample is one ``pread`` at a
+known offset, so a split becomes a :class:`ShardData` (a :class:`~cnnkit.data.base.FileData` whose
+items are read by offset) and the existing
 :class:`~cnnkit.data.loader.StreamLoader` serves it unchanged: an exact seeded permutation per epoch
 (not the approximate order of a shuffle buffer), split across ranks as ``DistributedSampler`` does,
 batches decoded by threads or worker processes. Memory is a few arrays of 8 bytes per sample plus the
@@ -121,6 +123,8 @@ class ShardData(FileData):
     ``shard``, ``key``, ``offset``, ``nbytes`` are NumPy arrays, one entry per sample: the shard
     number (into ``shard_paths``), the sample's key in it, and where its image bytes are.
     ``raw_shape`` is ``(H, W, C)`` for raw ``.u8`` samples, ``None`` for encoded images.
+    ``shuffle_buffer`` > 0 makes a shuffled loader read the shards in sequence through a shuffle
+    buffer (:mod:`cnnkit.data.shard_stream`) instead of by offset in an exact permutation.
     """
 
     shard_paths: list[str] = field(default_factory=list)
@@ -129,6 +133,7 @@ class ShardData(FileData):
     offset: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     nbytes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     raw_shape: tuple[int, int, int] | None = None
+    shuffle_buffer: int = 0  # > 0: a shuffled loader reads shards in sequence through a buffer of this many
 
     def __post_init__(self) -> None:
         self.files = _MemberNames(self)  # always derived from the arrays (also after dataclasses.replace)
@@ -138,7 +143,7 @@ class ShardData(FileData):
         idx = torch.as_tensor(index, dtype=torch.long).numpy()
         return ShardData([], self.labels[torch.from_numpy(idx)], [self.ids[i] for i in idx.tolist()], self.channels,
                          self.size, list(self.shard_paths), self.shard[idx], self.key[idx], self.offset[idx],
-                         self.nbytes[idx], self.raw_shape)  # fmt: skip
+                         self.nbytes[idx], self.raw_shape, self.shuffle_buffer)  # fmt: skip
 
     def decode(
         self,
@@ -271,15 +276,22 @@ def open_pack(root: str | Path, verify: bool = True) -> tuple[dict[str, Any], di
 
 
 @register_prefix("shards")
-def load_shards_source(arg: str, **_: Any) -> RawDataset:
+def load_shards_source(arg: str, shuffle_buffer: int = 0, memory_budget_mb: float | None = None,
+                       **_: Any) -> RawDataset:  # fmt: skip
     """``shards:DIR``: the pack's own train/val/test splits (never re-split), streamed.
 
-    ``**_``: the registry's options for sources that decode (size and channels are applied later,
-    when each batch is decoded; the memory budget does not apply: shards always stream).
+    ``shuffle_buffer`` > 0 selects the sequential reader for shuffled epochs (see
+    :mod:`cnnkit.data.shard_stream`). ``memory_budget_mb`` does not apply (shards always stream); it
+    is recorded for ``cnnkit inspect``, which decodes a pack that fits it. ``**_``: the registry's other
+    options (size and channels are applied later, when each batch is decoded).
     """
     index, splits = open_pack(arg)
+    for sp in splits.values():
+        sp.shuffle_buffer = int(shuffle_buffer)
     info = {"source": f"shards {arg}", "files": arg, "storage": "streaming",
             "split": f"as packed ({index.get('split', {}).get('method', 'recorded in index.json')})",
             "messages": [f"streaming {sum(len(s) for s in splits.values()):,} samples from "
                          f"{sum(len(s.shard_paths) for s in splits.values())} shards in {arg} (checksums verified)"]}  # fmt: skip
+    if memory_budget_mb is not None:
+        info["memory_budget_mb"] = memory_budget_mb
     return RawDataset(list(index["classes"]), splits, info)

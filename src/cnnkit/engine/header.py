@@ -62,7 +62,8 @@ def origins(
     """Where each option came from: ``flag``, the config file's name, the model's recipe, or ``default``."""
     out: dict[str, str] = {}
     given, from_file = set(given), set(from_file)
-    for key in ("optimizer", "lr", "warmup_epochs", "scheduler", "augment", "momentum", "weight_decay"):
+    for key in ("optimizer", "lr", "warmup_epochs", "scheduler", "epochs", "batch_size", "augment", "momentum",
+                "weight_decay", "loss", "label_smoothing"):  # fmt: skip
         if key in given:
             out[key] = "flag"
         elif key in from_file:
@@ -81,25 +82,39 @@ def _origin(keys: tuple[str, ...], where: dict[str, str]) -> str:
     found = [where.get(k, "default") for k in keys]
     if len(set(found)) == 1:
         return found[0]
-    return ", ".join(f"{k.replace('_', '-')}: {w}" for k, w in zip(keys, found, strict=True))
+    pairs = [(k.replace("_", "-"), w) for k, w in zip(keys, found, strict=True)]
+    if len(keys) <= 2:
+        return ", ".join(f"{k}: {w}" for k, w in pairs)
+    by_origin: dict[str, list[str]] = {}
+    for k, w in pairs:
+        if w != "default":
+            by_origin.setdefault(w, []).append(k)
+    named = "; ".join(f"{', '.join(ks)}: {w}" for w, ks in by_origin.items())
+    return named + ("; others default" if "default" in found else "")
 
 
 def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool, auto_chosen: bool = False) -> list[str]:
-    """Three lines: optimiser, schedule, augmentation, each with its origin in brackets.
+    """Four lines: optimiser, schedule, loss, augmentation, each with its origin in brackets.
 
     ``auto_chosen``: ``cfg.augment`` was chosen from the training images just now; its reason follows.
     """
+    if cfg.lr_reason:  # --lr find chose the rate (now, or in the run this config replays)
+        where = {**where, "lr": "lr-find"}
     opt = f"{cfg.optimizer} lr {cfg.lr:g}"
     if cfg.optimizer == "sgd":
         opt += f", {'Nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}"
     opt += f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else ", no weight decay"
     warm = f"{cfg.warmup_epochs:g} warmup epoch(s)" if cfg.warmup_epochs else "no warmup"
-    sched = f"{cfg.scheduler} over {cfg.epochs} epoch(s), {warm}"
+    sched = f"{cfg.scheduler} over {cfg.epochs} epoch(s) of batch {cfg.batch_size}, {warm}"
+    loss = cfg.loss.replace("_", "-") + (f", label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")
     aug = cfg.augment or "none"
-    width = max(len(opt), len(sched), len(aug))
+    width = max(len(opt), len(sched), len(loss), len(aug))
     lines = [
         f"  optimiser     {opt:<{width}}  [{_origin(('optimizer', 'lr'), where)}]",
-        f"  schedule      {sched:<{width}}  [{_origin(('scheduler', 'warmup_epochs'), where)}]",
+        *([f"                ({cfg.lr_reason.partition(': ')[2]})"] if cfg.lr_reason else []),
+        f"  schedule      {sched:<{width}}  [{_origin(('scheduler', 'epochs', 'batch_size', 'warmup_epochs'), where)}]",
+        f"  loss          {loss:<{width}}  [{_origin(('loss', 'label_smoothing'), where)}]",
+        *([f"                ({cfg.epochs_reason})"] if cfg.epochs_reason else []),
         f"  augmentation  {aug:<{width}}  [{'auto: chosen from the training images' if auto_chosen else where.get('augment', 'default')}]",
     ]
     if auto_chosen and cfg.augment_reason:
@@ -136,9 +151,10 @@ def intro_lines(
     path = str(config) if isinstance(config, (str, Path)) else None
     where = origins(cfg.model, base_dataset(cfg.data), given, file_opts, path, recipe_used)
     lines = setup_lines(cfg, where, bool(recipe), auto_chosen)
-    if cfg.epochs < raw.epochs:
+    asked = raw.with_defaults(recipe).epochs
+    if cfg.epochs < asked and raw.time_budget is None:
         lines.append(
-            f"epochs capped at {cfg.epochs} (of {raw.epochs}) by ${MAX_EPOCHS_ENV}; config.yaml records it"
+            f"epochs capped at {cfg.epochs} (of {asked}) by ${MAX_EPOCHS_ENV}; config.yaml records it"
         )
     if (nb := batches_cap()) is not None:
         lines.append(

@@ -19,10 +19,12 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import Augment, DatasetSplits, ImageData, Normalize, TensorLoader, make_loader
+from ..data.views import tta_views
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..run import RunDir, WeightsMeta
 from . import distributed
 from .callbacks import Callback, default_callbacks, sort_callbacks
+from .compiled import compile_net, first_compiled_step, use_compile
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
 from .header import batches_cap
 from .losses import build_loss
@@ -44,18 +46,22 @@ def _logits(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
     raise TypeError(f"model returned {type(out).__name__}, expected a tensor")
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (cheaper than no_grad)
 def evaluate_loader(
-    model: nn.Module, loader: TensorLoader, loss_fn: nn.Module, amp: torch.dtype | None = None
+    model: nn.Module, loader: TensorLoader, loss_fn: nn.Module, amp: torch.dtype | None = None, tta: str | None = None
 ) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy of ``model`` over ``loader`` (eval mode)."""
+    """Loss, top-1 and top-5 accuracy of ``model`` over ``loader`` (eval mode).
+
+    ``tta`` (flip, flip+shift): each image scored by its class probabilities averaged over the views of
+    :func:`~cnnkit.data.views.tta_views`; their log goes to the loss as logits (softmax gives them back).
+    """
     was = model.training
     model.eval()
     total, loss_sum, correct, correct5 = 0, 0.0, 0, 0
     for x, y in loader:
         with autocast(loader.device, amp):
-            out, _ = _logits(model(x))
-        out = out.float()
+            views = [_logits(model(v))[0].float() for v in tta_views(x, tta)]
+        out = views[0] if len(views) == 1 else torch.stack([v.softmax(1) for v in views]).mean(0).clamp_min(1e-30).log()
         loss_sum += float(loss_fn(out, y)) * len(y)
         correct += int((out.argmax(1) == y).sum())
         k = min(5, out.shape[1])
@@ -64,6 +70,12 @@ def evaluate_loader(
     model.train(was)
     n = max(total, 1)
     return {"loss": loss_sum / n, "acc": correct / n, "top5": correct5 / n, "n": total}
+
+
+def tta_note(test: dict[str, Any]) -> str:
+    """``, TTA flip 94.10%`` for the printed test score when :meth:`Trainer.test_scores` added one."""
+    t = test.get("tta")
+    return f", TTA {t['views']} {t['acc']:.2%}" if t else ""
 
 
 @dataclass
@@ -104,6 +116,7 @@ class Trainer:
         lr_mults: dict[str, float] | None = None,
         callbacks: Sequence[Callback] = (),
     ) -> None:
+        cfg = cfg.with_defaults()  # a config built by hand (not through resolve_config): the general recipe
         self.cfg, self.data, self.meta, self.run, self.device = cfg, data, meta, run, device
         self.reporter = reporter or Reporter(enabled=False)
         standard = default_callbacks(cfg, run if is_main_process() else None, self.reporter)
@@ -117,7 +130,9 @@ class Trainer:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # What the training step calls: the model itself, or its DDP wrapper (gradients averaged over
         # processes). Checkpoints, evaluation and callbacks use ``self.model``, never the wrapper.
-        self.net = distributed.wrap(self.model, device)
+        self.compile = use_compile(device, cfg.compile)  # --compile: torch.compile the training step
+        self.compile_pending = self.compile  # the first compiled step checks that compiling works here
+        self.net = self.wrap_net()
         self._eval_loaders: dict[int, TensorLoader] = {}
         self.loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
         self.eval_loss_fn = build_loss(cfg.loss)  # validation loss without label smoothing
@@ -167,18 +182,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def loader(self, split: ImageData, batch_size: int | None = None) -> TensorLoader:
+        """An evaluation loader over ``split``: large chunks (1024 images up to 64 px, else 256) in the run's layout."""
         norm = Normalize(self.data.mean, self.data.std)
-        return make_loader(split, batch_size or max(256, self.cfg.batch_size), norm, device=self.device,
+        chunk = 1024 if max(self.data.image_shape[1:]) <= 64 else 256
+        return make_loader(split, batch_size or max(chunk, self.cfg.batch_size), norm, device=self.device,
                            channels_last=self.channels_last, workers=self.cfg.workers, strict=self.cfg.strict)  # fmt: skip
+
+    def set_epochs(self, epochs: int) -> None:
+        """Change the run's length before it starts (``--time-budget``): the schedule spans the new length."""
+        self.cfg = self.cfg.replace(epochs=epochs)
+        self.schedule = LRSchedule(self.optimizer, self.cfg, len(self.train_loader))
 
     def rebuild_optimizer(self, lr_mults: dict[str, float] | None = None) -> None:
         """New optimiser over the currently trainable parameters (after unfreezing), same schedule."""
         self.lr_mults = lr_mults if lr_mults is not None else self.lr_mults
         self.optimizer = build_optimizer(self.model, self.cfg, self.lr_mults)
-        self.net = distributed.wrap(self.model, self.device)  # DDP hooks only the parameters trained now
+        self.net = self.wrap_net()  # DDP hooks only the parameters trained now (and a new graph compiles)
+        self.compile_pending = self.compile
         plateau = self.schedule.state_dict()
         self.schedule = LRSchedule(self.optimizer, self.cfg, len(self.train_loader))
         self.schedule.load_state_dict(plateau)
+
+    def wrap_net(self) -> nn.Module:
+        """What the training step calls: the model, in DDP when distributed, under torch.compile with --compile."""
+        net = distributed.wrap(self.model, self.device)
+        return compile_net(net) if self.compile else net
 
     def _improved(self, value: float) -> bool:
         b = self.state.best_metric
@@ -268,9 +296,42 @@ class Trainer:
         self.fire("on_checkpoint_load", ck)
 
     # ------------------------------------------------------------------ the loop
-    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser update on the batch ``(x, y)`` at the current learning rate: (loss, logits).
+
+        The whole training step (autocast, auxiliary heads, L1, divergence check, loss scaling, clipping);
+        ``cnnkit lr-find`` and ``cnnkit bench`` call it too, so what they measure is what training runs.
+        """
+        if self.compile_pending:  # compiling happens in the first step, and may fail (engine/compiled.py)
+            return first_compiled_step(self, x, y)
         cfg, model, opt = self.cfg, self.model, self.optimizer
-        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        with autocast(self.device, self.amp):
+            out, aux = _logits(self.net(x))
+            loss = self.loss_fn(out.float(), y)
+            for a in aux:  # GoogLeNet's auxiliary classifiers, weighted 0.3 as in the paper
+                loss = loss + 0.3 * self.loss_fn(a.float(), y)
+        if cfg.l1 > 0:
+            loss = loss + cfg.l1 * l1_penalty(model.parameters())
+        if not torch.isfinite(loss.detach()):
+            base_lr = max(g.get("initial_lr", g["lr"]) for g in opt.param_groups)
+            raise TrainingDiverged(
+                f"the loss became {loss.detach().item()} at epoch {self.step // max(len(self.train_loader), 1) + 1}, "
+                f"batch {self.batch + 1}",
+                hint=f"lower the learning rate (now --lr {base_lr:g}), e.g. --lr {base_lr / 10:g}, or warm "
+                "up with --warmup-epochs 1",
+            )
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.fire("on_after_backward")
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        return loss, out
+
+    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+        torch.manual_seed(epoch_seed(self.cfg.seed, epoch))
         self.train_loader.set_epoch(epoch)
         n_batches = len(self.train_loader)
         loss_sum = torch.zeros((), device=self.device)
@@ -283,28 +344,7 @@ class Trainer:
             self.batch, self.step = b, epoch * n_batches + b
             self.schedule.set_step(self.step)
             self.fire("on_batch_start", x, y)
-            with autocast(self.device, self.amp):
-                out, aux = _logits(self.net(x))
-                loss = self.loss_fn(out.float(), y)
-                for a in aux:  # GoogLeNet's auxiliary classifiers, weighted 0.3 as in the paper
-                    loss = loss + 0.3 * self.loss_fn(a.float(), y)
-            if cfg.l1 > 0:
-                loss = loss + cfg.l1 * l1_penalty(model.parameters())
-            if not torch.isfinite(loss.detach()):
-                base_lr = max(g.get("initial_lr", g["lr"]) for g in opt.param_groups)
-                raise TrainingDiverged(
-                    f"the loss became {loss.detach().item()} at epoch {epoch + 1}, batch {b + 1}",
-                    hint=f"lower the learning rate (now --lr {base_lr:g}), e.g. --lr {base_lr / 10:g}, or warm "
-                    "up with --warmup-epochs 1",
-                )
-            opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.fire("on_after_backward")
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            self.scaler.step(opt)
-            self.scaler.update()
+            loss, out = self.train_step(x, y)
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
@@ -314,8 +354,9 @@ class Trainer:
         loss_total, correct_total, seen_total = distributed.sum_all(loss_sum, correct, seen)  # over every process
         return {"loss": loss_total / max(seen_total, 1), "acc": correct_total / max(seen_total, 1)}
 
-    def evaluate(self, split: ImageData) -> dict[str, float]:
-        """Loss, top-1 and top-5 of ``self.model`` on ``split``, over every process's share of it.
+    def evaluate(self, split: ImageData, tta: str | None = None) -> dict[str, float]:
+        """Loss, top-1 and top-5 of ``self.model`` on ``split`` (``tta``: averaged over test-time views), over
+        every process's share of it.
 
         In a distributed run each process evaluates every ``world``-th image (no padding, so no image
         counts twice) and the sums are added up: the numbers equal a single-process evaluation.
@@ -325,11 +366,18 @@ class Trainer:
             rank, world = rank_and_world()
             part = split.subset(torch.arange(rank, len(split), world)) if world > 1 else split
             loader = self._eval_loaders[id(split)] = self.loader(part)
-        r = evaluate_loader(self.model, loader, self.eval_loss_fn, self.amp)
+        r = evaluate_loader(self.model, loader, self.eval_loss_fn, self.amp, tta)
         n = r["n"]
         loss, acc, top5, total = distributed.sum_all(r["loss"] * n, r["acc"] * n, r["top5"] * n, n)
         total_n = max(total, 1)
         return {"loss": loss / total_n, "acc": acc / total_n, "top5": top5 / total_n, "n": int(total)}
+
+    def test_scores(self, split: ImageData) -> dict[str, Any]:
+        """The plain scores on ``split`` and, with ``--tta``, under ``"tta"`` those averaged over its views."""
+        r: dict[str, Any] = self.evaluate(split)
+        if self.cfg.tta not in (None, "none"):
+            r["tta"] = {"views": self.cfg.tta, **self.evaluate(split, self.cfg.tta)}
+        return r
 
     def fit(self) -> TrainState:
         """Train from ``self.state.epoch`` to ``cfg.epochs`` (or until a callback stops training)."""

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import TrainConfig, optimizer_and_lr
+from ..config import TrainConfig
 from ..registries import OPTIMIZERS
 from .schedules import LRSchedule
 
@@ -95,9 +95,8 @@ def build_optimizer(
     model: nn.Module, cfg: TrainConfig, lr_mults: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
     """The registered optimiser ``cfg.optimizer`` (SGD, Adam, AdamW, RMSprop, Adagrad, ...) over :func:`param_groups`."""
-    # Unset (None) optimiser/lr only reach here when a config skipped resolve_config (direct Trainer
-    # use): take the general defaults, as resolve_config would for a model without a recipe.
-    name, lr = optimizer_and_lr(cfg.optimizer, cfg.lr)
+    cfg = cfg.with_defaults()  # unset fields (a config built by hand): the general recipe
+    name, lr = cfg.optimizer, cfg.lr
     entry = OPTIMIZERS.get(name)
     groups = param_groups(model, cfg.weight_decay, lr_mults)
     for g in groups:

@@ -83,6 +83,11 @@ def cosine(p: Progress) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(p.t, p.span) / p.span))
 
 
+@register_schedule("linear", help="straight down from the base rate to 0 at the end")
+def linear(p: Progress) -> float:
+    return 1.0 - p.fraction
+
+
 @register_schedule("onecycle", help="up from lr/25 over 30% (or the warmup), cosine down to lr/1000")
 def onecycle(p: Progress) -> float:
     # Smith's one-cycle: ramp up over the first 30%, cosine down to 1/1000 of the peak.
@@ -104,14 +109,14 @@ class LRSchedule:
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> None:
+        cfg = cfg.with_defaults()  # unset fields (a config built by hand): the general recipe
         self.opt = optimizer
         self.cfg = cfg
         self.kind = cfg.scheduler
         self.entry = SCHEDULES.get(cfg.scheduler)  # ConfigError (did you mean ...) for an unknown name
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total = cfg.epochs * self.steps_per_epoch
-        # None: a config not passed through resolve_config (direct Trainer use) -> no warmup.
-        self.warmup = int(round((cfg.warmup_epochs or 0.0) * self.steps_per_epoch))
+        self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
         self.step_size, self.gamma = cfg.step_size, cfg.gamma
         self.patience = cfg.plateau_patience
         self.mode = "min" if cfg.monitor.endswith("loss") else "max"

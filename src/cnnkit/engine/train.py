@@ -14,35 +14,23 @@ import torch
 from torch import nn
 
 from .._version import __version__
-from ..config import TrainConfig, config_mapping, optimizer_and_lr
+from ..config import TrainConfig, config_mapping
 from ..data import Augment, DatasetSplits, dataset_entry, load_dataset
 from ..data.auto_augment import auto_reason, choose_augment, reason_matches
+from ..data.files import peek_side
 from ..errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from ..io import atomic_write_json, check_output_dir, remove_stale_temps
-from ..models import count_params, create_model, model_entry
+from ..models import count_params, model_entry
 from ..run import RunDir, RunLock, WeightsMeta, read_weights
 from . import distributed
 from .callbacks import Callback
 from .device import is_main_process, select_device, set_determinism
 from .header import base_dataset, capped_resume, epochs_cap, intro_lines
-from .loop import Trainer
+from .loop import Trainer, tta_note
+from .lr_find import lr_reason_matches, wants_lr_find, with_found_lr
+from .model_setup import ModelSetup, build_model
 from .progress import Reporter
 from .resume import RESUME_FILE, RESUME_FORMAT, check_split, register_run_file, resume_command  # noqa: F401
-
-
-@dataclass
-class ModelSetup:
-    """What a ``model_fn`` may return instead of a bare model: the model plus how it wants to be trained.
-
-    ``lr_mults``: learning-rate multipliers by parameter-name prefix (e.g. a pretrained backbone at
-    0.1x); ``mean``/``std``: the input normalisation the weights expect, replacing the data's (the
-    loaders and the weights' sidecar use it).
-    """
-
-    model: nn.Module
-    lr_mults: dict[str, float] | None = None
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
 
 
 @dataclass
@@ -76,22 +64,27 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         size = entry.default_input[1] if entry else 224
         base = base_dataset(cfg.data)  # an empty base ("subset:?...") is left to the subset source's error
         known = dataset_entry(base) if base else None
-        if known is not None and max(known.image_shape[1:]) < 64:
+        side = max(known.image_shape[1:]) if known is not None else peek_side(base)
+        if side is not None and side < 64:
             # Small-image datasets (digits, MNIST, CIFAR): use the models' small-input stems at
             # 32 px instead of upsampling 8-32 px images to an ImageNet model's 224.
             size = min(size, 32)
         upd["input_size"] = size
+    if cfg.time_budget is not None and cfg.epochs is not None:
+        raise ConfigError(f"--time-budget {cfg.time_budget:g} and --epochs {cfg.epochs} both set the run's length",
+                          hint="give one of them")  # fmt: skip
     # Options the user left unset take the model's recipe, else their general default.
-    recipe = entry.recipe if entry else {}
-    upd["optimizer"], upd["lr"] = optimizer_and_lr(cfg.optimizer, cfg.lr, recipe)
-    if cfg.warmup_epochs is None:
-        upd["warmup_epochs"] = recipe.get("warmup_epochs", 0.0)
+    cfg = cfg.with_defaults(entry.recipe if entry else {})
+    if cfg.lr_reason is not None and not lr_reason_matches(cfg.lr, cfg.lr_reason):  # a replay with another --lr
+        upd["lr_reason"] = None
     # `auto` stays until the training images are loaded (resolve_augment); a given spec is checked now and
     # recorded in its canonical form, keeping a replayed config's reason only if it was written for that spec.
     if cfg.augment != "auto":
         upd["augment"] = Augment.from_spec(cfg.augment).to_spec()
         if not reason_matches(upd["augment"], cfg.augment_reason):
             upd["augment_reason"] = None
+    if cfg.epochs_reason and not cfg.epochs_reason.endswith(f"-> {cfg.epochs} epoch(s)"):
+        upd["epochs_reason"] = None  # a replayed config whose epochs were changed since
     if cfg.name is None:
         upd["name"] = RunDir.new_name(cfg.model, cfg.data)
     cap = epochs_cap()
@@ -131,7 +124,7 @@ def load_data_for(cfg: TrainConfig, channels: int | None = None) -> DatasetSplit
     return load_dataset(
         cfg.data, input_size=cfg.input_size, channels=channels, val_split=cfg.val_split, test_split=cfg.test_split,
         seed=cfg.seed, root=cfg.data_root, download=cfg.download,
-        strict=cfg.strict, memory_budget_mb=cfg.memory_budget_mb, cache=cfg.cache,
+        strict=cfg.strict, memory_budget_mb=cfg.memory_budget_mb, cache=cfg.cache, shuffle_buffer=cfg.shuffle_buffer,
     )  # fmt: skip
 
 
@@ -175,6 +168,7 @@ def train(
     continues the run (recorded in ``resume.json``; ``resume`` refuses a run another command made).
     """
     t_start = time.perf_counter()
+    find = False  # --lr find: the range test chooses the rate once the data and model are built
     if resume is not None:
         run = RunDir(resume)
         if not run.config.is_file():
@@ -202,7 +196,8 @@ def train(
         intro: Callable[[TrainConfig, bool], list[str]] = lambda c, auto: []  # noqa: E731
     else:
         file_opts = config_mapping(config)
-        raw = TrainConfig.from_dict({**file_opts, **overrides})
+        find = wants_lr_find(file_opts, overrides)
+        raw = TrainConfig.from_dict({**file_opts, **overrides, **({"lr": None} if find else {})})
         cfg = resolve_config(raw)
         # The header is written once the data is loaded: `--augment auto` is chosen from the images.
         def intro(c: TrainConfig, auto: bool) -> list[str]:
@@ -230,7 +225,7 @@ def train(
     lock = RunLock(run.path).acquire() if main else None
     try:
         return _train_locked(cfg, run, resume, overwrite, quiet, model_fn, callbacks, lr_mults, source, command,
-                             intro, t_start)  # fmt: skip
+                             intro, t_start, find)  # fmt: skip
     except BaseException:
         if main and run.staged:  # a replacement that never reached its first checkpoint
             run.discard_staged()
@@ -242,11 +237,26 @@ def train(
             distributed.teardown()
 
 
+def _fit_to_budget(trainer: Trainer, cfg: TrainConfig) -> TrainConfig:
+    """``--time-budget``: measure, fix the epoch count (the same on every process), record how it was chosen.
+
+    config.yaml then holds ``epochs: N`` and no budget, so replaying it trains the same run.
+    """
+    from .budget import fit_epochs_to_budget
+
+    epochs, reason = distributed.broadcast(fit_epochs_to_budget(trainer, cfg.time_budget))
+    cap = epochs_cap()
+    if cap is not None and epochs > cap:
+        epochs, reason = cap, f"{reason}, capped at {cap} by $CNNKIT_MAX_EPOCHS"
+    trainer.set_epochs(epochs)
+    return cfg.replace(epochs=epochs, time_budget=None, epochs_reason=reason)
+
+
 def _train_locked(
     cfg: TrainConfig, run: RunDir, resume: str | Path | None, overwrite: bool, quiet: bool,
     model_fn: Callable[[TrainConfig, DatasetSplits], nn.Module | ModelSetup] | None, callbacks: Sequence[Callback],
     lr_mults: dict[str, float] | None, source: str, command: str,
-    intro: Callable[[TrainConfig, bool], list[str]], t_start: float,
+    intro: Callable[[TrainConfig, bool], list[str]], t_start: float, find: bool = False,
 ) -> TrainResult:  # fmt: skip
     """The body of :func:`train`, run while this process holds the run's lock."""
     main = is_main_process()
@@ -260,20 +270,14 @@ def _train_locked(
     auto_chosen = cfg.augment == "auto"
     if auto_chosen:  # chosen from the training images, now that they are loaded
         cfg = resolve_augment(cfg, data)
-    header = intro(cfg, auto_chosen)
-    torch.manual_seed(cfg.seed)  # same seed, same initial weights
+    setup = build_model(cfg, data, model_fn, new_run=resume is None)  # seeded: same seed, same initial weights
     c, h, w = data.image_shape
-    if model_fn is not None:
-        built = model_fn(cfg, data)
-        setup = built if isinstance(built, ModelSetup) else ModelSetup(built)
-    else:
-        setup = ModelSetup(create_model(cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w),
-                                        **cfg.model_args))  # fmt: skip
     model = setup.model
     if setup.lr_mults is not None:
         lr_mults = {**(lr_mults or {}), **setup.lr_mults}
-    if setup.mean is not None and setup.std is not None:  # the weights' own input scale, for loaders and sidecar
-        data.mean, data.std = tuple(setup.mean), tuple(setup.std)
+    found = None
+    if find:  # on a copy of the model, RNG restored: training then runs as `--lr <the number>` would
+        cfg, found = with_found_lr(cfg, data, model, device, lr_mults, quiet=quiet)
     final_path = run.path  # where the run ends up (an --overwrite replacement is staged beside it)
     # The folder is made only once data and model are known to work: a rejected run leaves nothing.
     if resume is None and main:
@@ -282,6 +286,8 @@ def _train_locked(
         atomic_write_json(run.path / RESUME_FILE, {"format": RESUME_FORMAT, "command": command})
         atomic_write_json(run.split, {"dataset": cfg.data, "classes": data.classes, **data.split_ids()})
         _write_skipped(run, data)
+        if found is not None:
+            found.plot(run.path / "lr_find.png", title=f"{run.path.name}: lr-find suggested {cfg.lr:g} ({found.method})")
     elif resume is not None:
         check_split(run, data)
         remove_stale_temps(run.path)
@@ -292,6 +298,11 @@ def _train_locked(
     )  # fmt: skip
     trainer = Trainer(model, cfg, data, meta, run if main else None, device, reporter, lr_mults=lr_mults,
                       callbacks=callbacks)  # fmt: skip
+    if resume is None and cfg.time_budget is not None:  # the epochs that fit, fixed before the first step
+        cfg = _fit_to_budget(trainer, cfg)
+        if main:
+            cfg.to_yaml(run.config)
+    header = intro(cfg, auto_chosen)
     ck = run.load_checkpoint() if resume is not None else None  # a bad checkpoint fails before log.txt grows
     if ck is not None:
         trainer.load_checkpoint_state(ck)
@@ -348,7 +359,7 @@ def _train_locked(
     distributed.barrier()  # every process reads the best weights rank 0 has written
     if best_path.is_file():
         trainer.model.load_state_dict(read_weights(best_path)[0])
-    test = trainer.evaluate(data.test) if len(data.test) else {}
+    test = trainer.test_scores(data.test) if len(data.test) else {}  # with --tta also the views' average
     val = trainer.evaluate(data.val) if len(data.val) else {}
     prev = run.read_summary() if resume is not None else {}
     summary = {
@@ -383,7 +394,7 @@ def _train_locked(
         if test:
             top5 = f"top-5 {test['top5']:.2%}, " if data.num_classes > 5 and "top5" in test else ""
             reporter.print(
-                f"test accuracy {test['acc']:.2%} ({top5}loss {test['loss']:.4f}) "
+                f"test accuracy {test['acc']:.2%} ({top5}loss {test['loss']:.4f}{tta_note(test)}) "
                 f"with the best epoch {state.best_epoch}; training took {t_train:.1f} s"
             )
         reporter.print(f"run saved to {run.path}")

@@ -20,6 +20,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import Normalize, TensorLoader
+from ..data.loader import pixel_batches, pixels_of
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_json, atomic_write_text, check_output_dir, check_output_file
 from ..run import LoadedRun, RunDir, load_run
@@ -62,6 +63,21 @@ def predict_logits(run: LoadedRun, images: torch.Tensor, batch_size: int = 256) 
     loader = TensorLoader(ImageData(images, labels, [""] * len(images)), batch_size, norm, device=device)
     outs = [run.model(x).float().cpu() for x, _ in loader]
     return torch.cat(outs) if outs else torch.zeros(0, run.meta.num_classes)
+
+
+def split_probs(runs: Sequence[LoadedRun], part: Any, tta: str | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Class probabilities (float64 ``N x K``) of every image of a split, averaged over runs and TTA views.
+
+    The split is read batch by batch (:func:`~cnnkit.data.loader.pixel_batches`): a streamed split
+    (files, shards) is never decoded whole, so memory holds the batches in flight and the N x K output.
+    """
+    from .tta import check_ensemble, ensemble_probs
+
+    check_ensemble(runs)
+    out = torch.zeros(len(part), len(runs[0].classes), dtype=torch.float64)
+    for x8, idx in pixel_batches(part, batch_size):
+        out[idx] = ensemble_probs(runs, x8, tta)
+    return out
 
 
 def out_name(split: str, tta: str | None, n_models: int) -> str:
@@ -171,7 +187,7 @@ def evaluate_run(
     from ..engine.device import select_device
     from .complexity import counted_by, model_cost, per_unit
     from .metrics import classification_metrics, top_losses
-    from .tta import TTA_MODES, check_ensemble, ensemble_probs, view_count
+    from .tta import TTA_MODES, check_ensemble, view_count
 
     if tta is not None and tta not in TTA_MODES and tta != "none":
         raise ConfigError(f"unknown test-time augmentation {tta!r}", hint="use " + " or ".join(TTA_MODES))
@@ -199,8 +215,7 @@ def evaluate_run(
         for member in runs[1:]:
             _check_not_trained_on(member, list(part.ids), split, run)
 
-    probs_t = ensemble_probs(runs, part.images, tta)
-    probs = probs_t.numpy()
+    probs = split_probs(runs, part, tta).numpy()
     y = part.labels.numpy()
     classes = run.classes
     m = classification_metrics(probs, y, classes)
@@ -269,7 +284,7 @@ def _write_outputs(out: Path, run: LoadedRun, runs: list[LoadedRun], metrics: di
     ap = [np.nan if r["ap"] is None else r["ap"] for r in metrics["per_class"]]
     plot_pr_curves(curves, ap, classes, out / "pr_curves.png", title=what)
     plot_reliability(calibration(probs, y), out / "reliability.png", title=what)
-    imgs = [part.images[r["index"]].numpy() for r in top_rows]
+    imgs = list(pixels_of(part, [r["index"] for r in top_rows]).numpy())
     plot_top_losses(imgs, top_rows, out / "top_losses.png", title=what)
     if report:
         from .report import write_report

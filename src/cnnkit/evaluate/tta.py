@@ -14,39 +14,9 @@ from collections.abc import Sequence
 import torch
 
 from ..data import resize_uint8
+from ..data.views import CROP_SCALE, TTA_MODES, tta_views, view_count  # noqa: F401 (this module's API too)
 from ..errors import CheckpointError, ConfigError
 from ..run import LoadedRun
-
-TTA_MODES = ("flip", "crops")
-CROP_SCALE = 256 / 224  # AlexNet's ratio of the resized image to the crop
-
-
-def tta_views(images: torch.Tensor, mode: str | None, crop_scale: float = CROP_SCALE) -> list[torch.Tensor]:
-    """The views of a uint8 batch ``N x C x H x W`` that TTA averages over (each the same shape).
-
-    * ``None``: the images themselves (one view);
-    * ``"flip"``: the images and their left-right mirror images (two views);
-    * ``"crops"``: the ten AlexNet crops: the images are resized ``crop_scale`` times larger, then
-      cut back to ``H x W`` at the four corners and the centre, plus the mirror image of each.
-    """
-    if mode is None or mode == "none":
-        return [images]
-    if mode == "flip":
-        return [images, images.flip(-1)]
-    if mode == "crops":
-        h, w = images.shape[-2:]
-        bh, bw = max(h + 1, round(h * crop_scale)), max(w + 1, round(w * crop_scale))
-        big = resize_uint8(images, (bh, bw))
-        ch, cw = (bh - h) // 2, (bw - w) // 2
-        tops = [(0, 0), (0, bw - w), (bh - h, 0), (bh - h, bw - w), (ch, cw)]  # 4 corners, centre
-        crops = [big[..., y : y + h, x : x + w] for y, x in tops]
-        return crops + [c.flip(-1) for c in crops]
-    raise ConfigError(f"unknown test-time augmentation {mode!r}", hint="use " + " or ".join(TTA_MODES))
-
-
-def view_count(mode: str | None) -> int:
-    """How many forward passes per image a TTA mode costs."""
-    return {None: 1, "none": 1, "flip": 2, "crops": 10}[mode]
 
 
 def predict_probs(

@@ -1,3 +1,3 @@
 """Imports every model family so its builders register themselves."""
 
-from . import alexnet, densenet, inception, lenet, linear, mobilenet, resnet, squeezenet, stn, vgg  # noqa: F401
+from . import airbench, alexnet, densenet, inception, lenet, linear, mobilenet, resnet, squeezenet, stn, vgg  # noqa: F401

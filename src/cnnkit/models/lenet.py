@@ -260,7 +260,13 @@ def lenet1(num_classes: int = 10, in_chans: int = 1, input_size=(28, 28), act: s
     return LeNet1(num_classes, in_chans, input_size, act=act, pool=pool)
 
 
-@register_model("lenet", (1, 32, 32))
+# LeNet-5's recipe, tuned for time to accuracy on small data (docs/recipe.md has the measurements: on
+# scikit-learn's digits written as 28 px PNGs, 3 seeds, 30 epochs, the first epoch at >= 97% test accuracy
+# came at 4 on average instead of 8.7 with SGD 0.05 + cosine, and the last epoch scored 99.3% vs 98.9%).
+LENET5_RECIPE = {"optimizer": "adamw", "lr": 3e-3, "scheduler": "linear", "label_smoothing": 0.1}
+
+
+@register_model("lenet", (1, 32, 32), recipe=LENET5_RECIPE)
 def lenet5(num_classes: int = 10, in_chans: int = 1, input_size=(32, 32), act: str = "relu", pool: str = "max",
            classic: bool = False, trainable_prototypes: bool = False) -> nn.Module:
     """LeNet-5 (ReLU and max-pool by default; ``classic=True`` for the 1998 paper's network); 32x32 input."""

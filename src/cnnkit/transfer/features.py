@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..data import DatasetSplits, ImageData, Normalize, TensorLoader
+from ..data.loader import pixel_batches, pixels_of
 from ..errors import ConfigError, DataError
 from ..models import create_model, get_submodule
 from ..run import LoadedRun
@@ -319,8 +320,11 @@ def extract_features(
         if not len(part):
             continue
         if pool == "auto" and model is not None:
-            pool = auto_pool(model, part.images, mean, std, layer, 2 * max(pca or 0, pq or 0))
-        feats.append(features_of(model, part.images, mean, std, layer, pool, batch_size))
+            first = pixels_of(part, [0])
+            pool = auto_pool(model, first, mean, std, layer, 2 * max(pca or 0, pq or 0))
+        # Batch by batch: a streamed split (files, shards) is never decoded whole, only the features are kept.
+        rows = [features_of(model, x8, mean, std, layer, pool, batch_size) for x8, _ in pixel_batches(part, batch_size)]
+        feats.append(np.concatenate(rows))
         labels.append(part.labels.numpy())
         split_col += [s] * len(part)
         ids += list(part.ids)

@@ -39,7 +39,7 @@ from ..config import TrainConfig, config_mapping
 from ..data import DatasetSplits
 from ..engine import TrainResult, train
 from ..engine.callbacks import Callback
-from ..engine.train import ModelSetup, register_run_file
+from ..engine.train import ModelSetup, recipe_of, register_run_file
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_json
 from ..models import create_model, reset_classifier
@@ -339,7 +339,7 @@ def finetune(
     kind = "run" if from_run is not None else "weights" if weights is not None else "pretrained"
     source = str(from_run if from_run is not None else weights if weights is not None else cfg.model)
     description, src_classes, digest, (mean, std) = _describe(kind, source, cfg.model)
-    unfreeze_after = _unfreeze_epoch(unfreeze_after, cfg.epochs)
+    unfreeze_after = _unfreeze_epoch(unfreeze_after, cfg.with_defaults(recipe_of(cfg.model)).epochs)
     policy = FreezePolicy.parse(freeze)
     if not 0 < backbone_lr_mult <= 10:  # also refuses NaN; above 10x the backbone would diverge, not fine-tune
         raise ConfigError(f"--backbone-lr-mult must be > 0 and <= 10, got {backbone_lr_mult:g}",

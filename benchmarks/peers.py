@@ -1,0 +1,239 @@
+"""cnnkit's defaults against two peers, same machine, same data folder, one run (issue 13).
+
+The peers are written here from their published descriptions, each with a per-sample
+``torch.utils.data.DataLoader`` over ``torchvision.datasets.ImageFolder`` (how they are usually run):
+
+* **pytorch-examples**: the PyTorch examples MNIST recipe (github.com/pytorch/examples, mnist/main.py):
+  two 3x3 convolutions (32, 64), max pool, dropout 0.25/0.5, a 128-unit hidden layer; Adadelta lr 1.0,
+  StepLR gamma 0.7 per epoch, batch 64, 14 epochs, inputs normalised with MNIST's mean/std.
+* **textbook-lenet5**: LeNet-5 as textbooks give it (LeCun et al. 1998 with the usual simplifications):
+  28x28 padded to 32, 6 and 16 5x5 tanh convolutions with average pooling, 120-84-10 tanh layers;
+  SGD lr 0.01, momentum 0.9, batch 64, 20 epochs.
+* **cnnkit**: ``cnnkit.train(model="lenet5", data="folder:DIR")`` with every other option at its default,
+  i.e. exactly what ``cnnkit train --data folder:DIR`` runs.
+
+Training time counts each epoch's training (for cnnkit its whole epoch row, validation included, so
+cnnkit is not favoured); the test accuracy after every epoch is measured outside the clock. cnnkit
+decodes the folder once before training (cached afterwards); that load time is printed separately.
+
+The default data is a folder written from scikit-learn's handwritten digits (1,797 real 8x8 scans,
+upsampled to 28x28 PNGs; 70/10/20 stratified train/val/test), the dataset at hand without a
+download; ``--data DIR`` takes any folder with ``train/``, ``val/`` and ``test/`` class subfolders
+(e.g. MNIST written as PNGs). Run ``python benchmarks/peers.py``; ``--quick`` for a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def write_digits_folder(root: Path, size: int = 28, seed: int = 0) -> Path:
+    """scikit-learn's digits as PNG files in ``root/{train,val,test}/<digit>/`` (70/10/20, stratified)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    imgs = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
+    idx = np.arange(len(imgs))
+    rest, test = train_test_split(idx, test_size=0.2, stratify=d.target, random_state=seed)
+    train, val = train_test_split(rest, test_size=0.125, stratify=d.target[rest], random_state=seed)
+    for split, ids in (("train", train), ("val", val), ("test", test)):
+        for i in ids:
+            folder = root / split / str(d.target[i])
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(imgs[i]).resize((size, size), Image.BICUBIC).save(folder / f"{i:04d}.png")
+    return root
+
+
+# ----------------------------------------------------------------------------- the peers
+class ExamplesNet(nn.Module):
+    """pytorch/examples mnist/main.py ``Net`` (for 28x28 inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 32, 3, 1), nn.Conv2d(32, 64, 3, 1)
+        self.dropout1, self.dropout2 = nn.Dropout(0.25), nn.Dropout(0.5)
+        self.fc1, self.fc2 = nn.Linear(9216, 128), nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        return self.fc2(self.dropout2(F.relu(self.fc1(x))))
+
+
+class TextbookLeNet5(nn.Module):
+    """LeNet-5 with tanh and average pooling, 28x28 input padded to 32."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.Tanh(),
+            nn.Linear(120, 84),
+            nn.Tanh(),
+            nn.Linear(84, 10),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _loaders(data: Path, mean: float, std: float, batch: int, size: int = 28):
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.Grayscale(), transforms.Resize((size, size)), transforms.ToTensor(),
+                             transforms.Normalize((mean,), (std,))])  # fmt: skip
+    train = datasets.ImageFolder(str(data / "train"), tf)
+    test = datasets.ImageFolder(str(data / "test"), tf)
+    g = torch.Generator().manual_seed(0)
+    return (torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True, generator=g),
+            torch.utils.data.DataLoader(test, batch_size=1000))  # fmt: skip
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, loader) -> float:
+    model.eval()
+    right = total = 0
+    for x, y in loader:
+        right += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    model.train()
+    return right / total
+
+
+def run_peer(name: str, data: Path, epochs: int) -> dict[str, Any]:
+    """Train one peer; its per-epoch (training seconds so far, test accuracy)."""
+    torch.manual_seed(0)
+    if name == "pytorch-examples":
+        model = ExamplesNet()
+        train, test = _loaders(data, 0.1307, 0.3081, 64)
+        opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    else:
+        model = TextbookLeNet5()
+        train, test = _loaders(data, 0.5, 0.5, 64)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        sched = None
+    curve, clock = [], 0.0
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        for x, y in train:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        if sched is not None:
+            sched.step()
+        clock += time.perf_counter() - t0
+        curve.append((clock, _accuracy(model, test)))
+    return {"curve": curve}
+
+
+def run_cnnkit(data: Path, runs: Path, quick: bool, **options: Any) -> dict[str, Any]:
+    """``cnnkit train --data folder:DIR`` with its defaults; test accuracy after each epoch, off the clock."""
+    import cnnkit
+    from cnnkit.engine.callbacks import Callback
+
+    curve: list[tuple[float, float]] = []
+
+    class TestEveryEpoch(Callback):
+        order = 90  # after the standard callbacks
+
+        def on_fit_start(self, trainer) -> None:
+            self.clock = 0.0
+
+        def on_epoch_end(self, trainer, epoch: int, row: dict[str, Any]) -> None:
+            self.clock += row["time_s"]  # the whole epoch row: training and validation
+            curve.append((self.clock, trainer.evaluate(trainer.data.test)["acc"]))
+
+    if quick:
+        options.setdefault("epochs", 2)
+    t0 = time.perf_counter()
+    res = cnnkit.train(model="lenet5", data=f"folder:{data}", runs_dir=str(runs), callbacks=[TestEveryEpoch()],
+                       quiet=True, **options)  # fmt: skip
+    wall = time.perf_counter() - t0
+    import yaml
+
+    cfg = yaml.safe_load((res.run_dir / "config.yaml").read_text())
+    return {"curve": curve, "wall_s": wall, "load_s": wall - curve[-1][0] if curve else None,
+            "epochs": len(curve), "config": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "scheduler",
+                                                                     "label_smoothing", "augment")}}  # fmt: skip
+
+
+def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    """Training seconds until the first epoch at or above ``target`` test accuracy (None: never)."""
+    return next((t for t, acc in curve if acc >= target), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (default: digits)"
+    )
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs each")
+    ap.add_argument("--only", choices=("cnnkit", "peers"), help="run one side only")
+    ap.add_argument(
+        "--cnnkit-options", default="{}", help="JSON of cnnkit.train options to try instead of defaults"
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or write_digits_folder(Path(tmp) / "digits")
+        n = {s: sum(1 for _ in (data / s).rglob("*.png")) for s in ("train", "val", "test")}
+        results: dict[str, dict[str, Any]] = {}
+        runners: dict[str, Callable[[], dict[str, Any]]] = {}
+        if args.only != "peers":
+            runners["cnnkit"] = lambda: run_cnnkit(data, Path(tmp) / "runs", args.quick,
+                                                   **json.loads(args.cnnkit_options))  # fmt: skip
+        if args.only != "cnnkit":
+            runners["pytorch-examples"] = lambda: run_peer("pytorch-examples", data, 2 if args.quick else 14)
+            runners["textbook-lenet5"] = lambda: run_peer("textbook-lenet5", data, 2 if args.quick else 20)
+        for name, fn in runners.items():
+            print(f"training {name} ...", file=sys.stderr, flush=True)
+            results[name] = fn()
+    for r in results.values():
+        r["best"] = max(a for _, a in r["curve"])
+        r["to97"], r["to98"] = time_to(r["curve"], 0.97), time_to(r["curve"], 0.98)
+    if args.json:
+        print(json.dumps({"images": n, "threads": torch.get_num_threads(), "results": results}, indent=1))
+        return 0
+    print(f"data: {data if args.data else 'scikit-learn digits as 28x28 PNGs'}  ({n['train']} train, "
+          f"{n['val']} val, {n['test']} test images), {torch.get_num_threads()} threads")  # fmt: skip
+
+    def fmt(t: float | None) -> str:
+        return "never" if t is None else f"{t:.2f} s"
+
+    print(f"{'run':<18} {'epochs':>6} {'to 97% test':>12} {'to 98% test':>12} {'best test':>10}")
+    for name, r in results.items():
+        print(f"{name:<18} {len(r['curve']):>6} {fmt(r['to97']):>12} {fmt(r['to98']):>12} {r['best']:>10.2%}")
+    ck = results.get("cnnkit")
+    if ck:
+        print(f"cnnkit: whole call {ck['wall_s']:.1f} s (folder decoding and setup {ck['load_s']:.1f} s); "
+              f"recipe {ck['config']}")  # fmt: skip
+        for name, r in results.items():
+            if name != "cnnkit" and r["to97"] and ck["to97"]:
+                print(f"to 97%: cnnkit {r['to97'] / ck['to97']:.1f}x sooner than {name}; best accuracy "
+                      f"{(ck['best'] - r['best']) * 100:+.2f} points")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

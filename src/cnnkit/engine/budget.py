@@ -1,0 +1,87 @@
+"""``--time-budget SECONDS``: as many epochs as the budget allows, with the schedule fitted to them.
+
+The schedule (warmup, cosine or linear decay) spans the whole run, so the number of epochs must be
+known before the first step. :func:`fit_epochs_to_budget` times a few real training steps and one
+validation pass on a snapshot of the model and optimiser, restores them, and fixes the epoch count.
+The run then records ``epochs: N`` (and how it was chosen) in config.yaml, so replaying the config
+trains exactly the same run, without measuring again.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import torch
+
+from .loop import Trainer
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued device work, so the clock measures it (CUDA and MPS run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) -> tuple[float, float, int]:
+    """(seconds per training step, seconds per validation pass, steps measured) on ``trainer``'s data.
+
+    The steps are real training steps (loader, augmentation, forward, backward, update) at the run's
+    first learning rate; afterwards the model, optimiser, loss scaler and RNG are restored, so the
+    run starts exactly as it would have without the measurement.
+    """
+    model, opt = trainer.model, trainer.optimizer
+    saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()),
+             copy.deepcopy(trainer.scaler.state_dict()), torch.get_rng_state())  # fmt: skip
+    callbacks, trainer.callbacks = trainer.callbacks, []  # nobody logs or checkpoints these steps
+    was_training = model.training
+    try:
+        model.train()
+        trainer.schedule.set_step(0)
+        loader = trainer.train_loader
+        loader.set_epoch(0)
+        n, t0, timed = 0, 0.0, 0
+        while n < warmup + steps:
+            for x, y in loader:
+                if n == warmup:
+                    _sync(trainer.device)
+                    t0 = time.perf_counter()
+                trainer.train_step(x, y)
+                n += 1
+                if n >= warmup + steps:
+                    break
+        _sync(trainer.device)
+        timed = n - warmup
+        per_step = (time.perf_counter() - t0) / max(timed, 1)
+        t1 = time.perf_counter()
+        if len(trainer.data.val):
+            trainer.evaluate(trainer.data.val)
+        _sync(trainer.device)
+        per_eval = time.perf_counter() - t1
+    finally:
+        trainer.callbacks = callbacks
+        model.load_state_dict(saved[0])
+        opt.load_state_dict(saved[1])
+        trainer.scaler.load_state_dict(saved[2])
+        torch.set_rng_state(saved[3])
+        model.train(was_training)
+    return per_step, per_eval, timed
+
+
+def fit_epochs_to_budget(trainer: Trainer, budget_s: float) -> tuple[int, str]:
+    """The number of epochs that fit in ``budget_s`` seconds of training, and a one-line reason.
+
+    The budget covers the training epochs with their validation passes (not loading the data); the
+    measurement itself is taken out of it. At least one epoch is trained whatever the budget.
+    """
+    t0 = time.perf_counter()
+    per_step, per_eval, timed = measure_epoch_seconds(trainer)
+    spent = time.perf_counter() - t0
+    per_epoch = per_step * len(trainer.train_loader) + per_eval
+    epochs = max(1, math.floor((budget_s - spent) / max(per_epoch, 1e-9)))
+    reason = (f"--time-budget {budget_s:g}: {per_epoch:.3g} s per epoch ({per_step * 1000:.3g} ms per step over "
+              f"{timed} measured steps, {per_eval:.3g} s validation) -> {epochs} epoch(s)")  # fmt: skip
+    return epochs, reason

@@ -1,0 +1,65 @@
+"""``--time-budget``: the epochs are fitted to the budget before training, recorded, and replay exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+import cnnkit
+from cnnkit.config import TrainConfig
+from cnnkit.data import load_dataset
+from cnnkit.engine.budget import measure_epoch_seconds
+from cnnkit.engine.loop import Trainer
+from cnnkit.errors import ConfigError
+from cnnkit.models import create_model
+from cnnkit.run import WeightsMeta
+
+
+@pytest.mark.slow
+def test_budget_fixes_and_records_the_epochs_and_the_config_replays(tmp_path):
+    runs = str(tmp_path / "runs")
+    first = cnnkit.train(model="lenet5", data="digits", time_budget=2.0, augment="translate=1", runs_dir=runs,
+                         name="budget", quiet=True)  # fmt: skip
+    cfg = yaml.safe_load((first.run_dir / "config.yaml").read_text())
+    assert cfg["time_budget"] is None  # replaying the file trains the recorded epochs, no new measurement
+    assert cfg["epochs"] == first.epochs_run >= 1
+    assert cfg["epochs_reason"].startswith("--time-budget 2:") and cfg["epochs_reason"].endswith(
+        f"-> {cfg['epochs']} epoch(s)")  # fmt: skip
+    assert "--time-budget 2:" in (first.run_dir / "log.txt").read_text()  # the header said how it was chosen
+    # The budget is respected loosely (the estimate comes from a dozen steps), never by a wide margin.
+    assert first.summary["timing"]["train_seconds"] < 2.0 * 3
+    again = cnnkit.train(config=str(first.run_dir / "config.yaml"), runs_dir=runs, name="replay", quiet=True)
+    assert again.epochs_run == first.epochs_run
+    # The measurement restored model, optimiser and RNG: the replay computes the very same numbers.
+    losses = [(r["train_loss"], r["val_loss"]) for r in first.history]
+    assert losses == [(r["train_loss"], r["val_loss"]) for r in again.history]
+
+
+def test_a_tiny_budget_still_trains_one_epoch(tmp_path):
+    r = cnnkit.train(model="lenet5", data="digits", time_budget=0.001, augment="none", runs_dir=str(tmp_path),
+                     quiet=True)  # fmt: skip
+    assert r.epochs_run == 1
+
+
+def test_budget_and_epochs_together_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--time-budget 5 and --epochs 3 both set"):
+        cnnkit.train(time_budget=5, epochs=3, runs_dir=str(tmp_path), quiet=True)
+    with pytest.raises(ConfigError, match="--time-budget"):
+        cnnkit.train(time_budget=-1, runs_dir=str(tmp_path), quiet=True)
+
+
+def test_measuring_leaves_the_trainer_as_it_was():
+    splits = load_dataset("digits", input_size=32, seed=0)
+    cfg = TrainConfig(augment="translate=1", epochs=2).with_defaults()
+    model = create_model("lenet5", num_classes=10, in_chans=1, input_size=(32, 32))
+    meta = WeightsMeta(model="lenet5", model_args={}, num_classes=10, classes=splits.classes, input_size=[1, 32, 32],
+                       mean=list(splits.mean), std=list(splits.std), dataset="digits", source="test")  # fmt: skip
+    trainer = Trainer(model, cfg, splits, meta, None, torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    per_step, per_eval, steps = measure_epoch_seconds(trainer, steps=3, warmup=1)
+    assert per_step > 0 and per_eval > 0 and steps == 3
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not trainer.optimizer.state  # no momentum left behind
+    assert torch.equal(rng, torch.get_rng_state())
