@@ -328,6 +328,9 @@ def finetune(
         base.setdefault("input_size", int(meta.input_size[1]))
     elif "model" not in base:
         raise ConfigError("--weights and --pretrained need --model NAME", hint="the architecture the weights belong to")
+    if isinstance(base.get("lr"), str) and base["lr"].strip().lower() == "find":
+        raise ConfigError("--lr find is for cnnkit train; cnnkit finetune takes a number",
+                          hint="fine-tuning starts from trained weights: try --lr 0.01 (SGD) or 1e-4 (Adam/AdamW)")  # fmt: skip
     cfg = TrainConfig.from_dict(base)  # validates every field before any work
     if classes is not None or per_class is not None or val_per_class is not None:
         if isinstance(classes, str):
