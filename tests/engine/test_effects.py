@@ -479,3 +479,23 @@ def test_device_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--device cuda" in err and "no CUDA GPU" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()  # no silent fallback to the CPU, and no run folder
+
+
+def test_deterministic_kernels_without_loading_the_compiler():
+    """--deterministic sets torch's flag; the compiler's config (1-2 s to import) only when compiling."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from cnnkit.engine.device import set_determinism\n"
+        "set_determinism(True, torch.device('cpu'))\n"
+        "assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "assert 'torch._inductor.config' not in sys.modules\n"
+        "set_determinism(False, torch.device('cpu'))\n"
+        "assert not torch.are_deterministic_algorithms_enabled()\n"
+        "set_determinism(True, torch.device('cpu'), compiled=True)\n"
+        "import torch._inductor.config as c\n"
+        "assert c.deterministic and torch.are_deterministic_algorithms_enabled()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -52,15 +52,32 @@ def use_channels_last(device: torch.device, setting: str, model: torch.nn.Module
     return has_conv and (setting == "on" or device.type == "cuda")
 
 
-def set_determinism(enabled: bool, device: torch.device) -> None:
-    """Same seed, same numbers: deterministic kernels (warn-only where none exists)."""
+def set_determinism(enabled: bool, device: torch.device, compiled: bool = False) -> None:
+    """Same seed, same numbers: deterministic kernels (warn-only where none exists).
+
+    ``compiled``: the run uses ``torch.compile``, whose generated kernels follow the flag too.
+    """
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+    _deterministic_algorithms(enabled, compiled)
+    torch.backends.cudnn.benchmark = not enabled and device.type == "cuda"
+
+
+def _deterministic_algorithms(enabled: bool, compiled: bool) -> None:
+    """``torch.use_deterministic_algorithms(enabled, warn_only=True)``, without its 1-2 s import when no
+    compiler is involved.
+
+    The public function also sets the flag in torch's compiler config, and importing that config
+    (``torch._inductor``) cost 1.7 s of every ``cnnkit`` command that trains. Without ``torch.compile``
+    only the kernels' flag matters, so the flag is set directly, unless the compiler is loaded already.
+    """
+    import sys
+
+    direct = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compiled or direct is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(enabled, warn_only=True)
     else:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.benchmark = device.type == "cuda"
+        direct(enabled, warn_only=True)
 
 
 def rank_and_world() -> tuple[int, int]:

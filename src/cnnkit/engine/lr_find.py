@@ -350,6 +350,7 @@ def lr_find(
     Same data, split, augmentation, model, optimiser and device as :func:`~cnnkit.engine.train`
     (``cnnkit.lr_find(model="resnet20", batch_size=128)``); ``quiet=False`` shows a progress bar.
     """
+    from .compiled import use_compile
     from .device import select_device, set_determinism
     from .model_setup import build_model
     from .train import load_data_for, resolve_augment, resolve_config
@@ -360,7 +361,7 @@ def lr_find(
         opts["lr"] = None
     cfg = resolve_config(TrainConfig.from_dict(opts))
     device = select_device(cfg.device)
-    set_determinism(cfg.deterministic, device)
+    set_determinism(cfg.deterministic, device, compiled=use_compile(device, cfg.compile))
     data = load_data_for(cfg)
     cfg = resolve_augment(cfg, data)
     setup = build_model(cfg, data)

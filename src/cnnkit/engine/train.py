@@ -24,6 +24,7 @@ from ..models import count_params, model_entry
 from ..run import RunDir, RunLock, WeightsMeta, read_weights
 from . import distributed
 from .callbacks import Callback
+from .compiled import use_compile
 from .device import is_main_process, select_device, set_determinism
 from .header import base_dataset, capped_resume, epochs_cap, intro_lines
 from .loop import Trainer, tta_note
@@ -268,7 +269,7 @@ def _train_locked(
     """The body of :func:`train`, run while this process holds the run's lock."""
     main = is_main_process()
     device = distributed.setup(select_device(cfg.device))[1]  # cuda:LOCAL_RANK under torchrun
-    set_determinism(cfg.deterministic, device)
+    set_determinism(cfg.deterministic, device, compiled=use_compile(device, cfg.compile))
 
     # Data first: the model is built for the data's channels and class count.
     t0 = time.perf_counter()
