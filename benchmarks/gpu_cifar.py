@@ -65,24 +65,18 @@ def device_info(device: str) -> str:
 
 def train_once(options: dict[str, Any], runs: Path, name: str) -> dict[str, Any]:
     """One run of the recipe; the plain test accuracy after each epoch (off the clock) and the final scores."""
+    import sys
+
     import cnnkit
-    from cnnkit.engine.callbacks import Callback
 
-    curve: list[tuple[float, float]] = []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's helpers, also when imported by path
+    from epoch_curve import TestEveryEpoch
 
-    class TestEveryEpoch(Callback):
-        order = 90  # after the standard callbacks
-
-        def on_fit_start(self, trainer) -> None:
-            self.clock = 0.0
-
-        def on_epoch_end(self, trainer, epoch: int, row: dict[str, Any]) -> None:
-            self.clock += row["time_s"]
-            curve.append((self.clock, trainer.evaluate(trainer.data.test)["acc"]))
-
-    res = cnnkit.train(model="airbench94", runs_dir=str(runs), name=name, callbacks=[TestEveryEpoch()], quiet=True,
+    tracker = TestEveryEpoch()
+    res = cnnkit.train(model="airbench94", runs_dir=str(runs), name=name, callbacks=[tracker], quiet=True,
                        **options)  # fmt: skip
     test = res.summary["test"]
+    curve = tracker.curve
     return {"curve": curve, "train_s": curve[-1][0] if curve else 0.0, "test_acc": test["acc"],
             "tta": test.get("tta"), "device": res.summary["device"]}  # fmt: skip
 

@@ -149,29 +149,19 @@ def run_peer(name: str, data: Path, epochs: int) -> dict[str, Any]:
 def run_cnnkit(data: Path, runs: Path, quick: bool, **options: Any) -> dict[str, Any]:
     """``cnnkit train --data folder:DIR`` with its defaults; test accuracy after each epoch, off the clock."""
     import cnnkit
-    from cnnkit.engine.callbacks import Callback
+    from epoch_curve import TestEveryEpoch
 
-    curve: list[tuple[float, float]] = []
-
-    class TestEveryEpoch(Callback):
-        order = 90  # after the standard callbacks
-
-        def on_fit_start(self, trainer) -> None:
-            self.clock = 0.0
-
-        def on_epoch_end(self, trainer, epoch: int, row: dict[str, Any]) -> None:
-            self.clock += row["time_s"]  # the whole epoch row: training and validation
-            curve.append((self.clock, trainer.evaluate(trainer.data.test)["acc"]))
-
+    tracker = TestEveryEpoch()
     if quick:
         options.setdefault("epochs", 2)
     t0 = time.perf_counter()
-    res = cnnkit.train(model="lenet5", data=f"folder:{data}", runs_dir=str(runs), callbacks=[TestEveryEpoch()],
+    res = cnnkit.train(model="lenet5", data=f"folder:{data}", runs_dir=str(runs), callbacks=[tracker],
                        quiet=True, **options)  # fmt: skip
     wall = time.perf_counter() - t0
     import yaml
 
     cfg = yaml.safe_load((res.run_dir / "config.yaml").read_text())
+    curve = tracker.curve
     return {"curve": curve, "wall_s": wall, "load_s": wall - curve[-1][0] if curve else None,
             "epochs": len(curve), "config": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "scheduler",
                                                                      "label_smoothing", "augment")}}  # fmt: skip

@@ -36,27 +36,14 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
 
 def one_run(data: Path, runs: Path, seed: int, epochs: int, options: dict[str, Any]) -> dict[str, Any]:
     import cnnkit
-    from cnnkit.engine.callbacks import Callback
     from cnnkit.evaluate.metrics import calibration
-
-    curve: list[tuple[float, float]] = []
-
-    class TestEveryEpoch(Callback):
-        order = 90
-
-        def on_fit_start(self, trainer) -> None:
-            self.clock = 0.0
-
-        def on_epoch_end(self, trainer, epoch: int, row: dict[str, Any]) -> None:
-            self.clock += row["time_s"]
-            curve.append((self.clock, trainer.evaluate(trainer.data.test)["acc"]))
-            self.trainer = trainer
+    from epoch_curve import TestEveryEpoch
 
     cb = TestEveryEpoch()
     cnnkit.train(model="lenet5", data=f"folder:{data}", runs_dir=str(runs), name=f"s{seed}", overwrite=True,
                  quiet=True, seed=seed, epochs=epochs, callbacks=[cb], **options)  # fmt: skip
     probs, labels = _test_probs(cb.trainer)
-    return {"curve": curve, "ece": calibration(probs.numpy(), labels.numpy()).ece}
+    return {"curve": cb.curve, "ece": calibration(probs.numpy(), labels.numpy()).ece}
 
 
 def _test_probs(trainer):
