@@ -101,3 +101,21 @@ def test_epochs_cap_is_applied_recorded_and_checked(monkeypatch):
 def test_default_run_names_are_readable(data, tail):
     name = RunDir.new_name("lenet5", data)
     assert re.fullmatch(r"\d{8}-\d{6}" + re.escape(tail), name), name
+
+
+def test_a_folder_of_small_images_gets_the_small_input_size(tmp_path, monkeypatch):
+    """Like registered CIFAR/MNIST, a folder of 8-63 px images trains at 32 px, not upsampled to 224."""
+    from PIL import Image
+
+    monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
+    for side, folder in ((32, "small"), (96, "large")):
+        for cls in ("a", "b"):
+            (tmp_path / folder / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (side, side), (i * 40, 0, 0)).save(tmp_path / folder / cls / f"{i}.png")
+    small = resolve_config(TrainConfig(data=f"folder:{tmp_path / 'small'}", model="resnet18", name="x"))
+    large = resolve_config(TrainConfig(data=f"folder:{tmp_path / 'large'}", model="resnet18", name="y"))
+    assert (small.input_size, large.input_size) == (32, 224)
+    assert resolve_config(TrainConfig(data=f"folder:{tmp_path / 'small'}", name="z")).input_size == 32  # lenet5's own
+    # A missing folder is left to the data loader's one-line error, not guessed at here.
+    assert resolve_config(TrainConfig(data=f"folder:{tmp_path / 'nope'}", model="resnet18", name="w")).input_size == 224
