@@ -20,14 +20,14 @@ def digits(trained_run):
 
 
 def test_fgsm_at_eps_0_1_costs_at_least_30_points_of_accuracy(digits):
-    """Measured on the test split (270 images): 99.3% clean -> 56.7% at eps = 0.1 (-43 points)."""
+    """Measured on the test split (270 images): 98.9% clean -> 58.9% at eps = 0.1 (-40 points)."""
     model, images, labels = digits
     curve = robustness_curve(model, images, labels, [0.0, 0.1], method="fgsm")
     clean, attacked = curve.accuracy
-    # README: "FGSM at eps = 0.1 takes LeNet-5 from 99.26% to 56.67% on digits" (seed 0), within ~1 point
+    # README: "FGSM at eps = 0.1 takes LeNet-5 from 98.89% to 58.89% on digits" (seed 0), within ~1 point
     # (3-4 of 270 images) for machines whose float rounding trains slightly different weights.
-    assert clean == pytest.approx(0.9926, abs=0.011), curve
-    assert attacked == pytest.approx(0.567, abs=0.015), curve
+    assert clean == pytest.approx(0.9889, abs=0.011), curve
+    assert attacked == pytest.approx(0.589, abs=0.015), curve
     assert clean - attacked >= 0.30, curve
 
 
