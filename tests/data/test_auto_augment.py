@@ -99,3 +99,42 @@ def test_augment_reason_is_no_train_flag(capsys):
     assert main(["train", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--augment-reason" not in out and "SUPPRESS" not in out and "--augment" in out
+
+
+def test_the_mirror_probe_runs_once_per_set_of_images(tmp_path, monkeypatch):
+    """Remembered in the process and on disk ($CNNKIT_CACHE): the next run on the same data skips it."""
+    import torch
+
+    from cnnkit.data import auto_augment as aa
+
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(aa, "_remembered", {})
+    calls = []
+    real = aa.mirror_probe
+    monkeypatch.setattr(aa, "mirror_probe", lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (60, 1, 12, 12), dtype=torch.uint8, generator=g)
+    labels = torch.arange(60) % 3
+    first = aa.remembered_mirror_probe(images, labels, seed=0)
+    assert first == aa.remembered_mirror_probe(images, labels, seed=0) and len(calls) == 1
+    aa._remembered.clear()  # a new process: the file answers
+    assert aa.remembered_mirror_probe(images, labels, seed=0) == first and len(calls) == 1
+    aa.remembered_mirror_probe(images, labels, seed=1)  # another seed is another probe
+    aa.remembered_mirror_probe(images.flip(-1), labels, seed=0)  # other images too
+    assert len(calls) == 3
+    for f in tmp_path.glob("mirror-probe-*.json"):  # a damaged file is computed again, not trusted
+        f.write_text("{not json")
+    aa._remembered.clear()
+    assert aa.remembered_mirror_probe(images, labels, seed=0) == first and len(calls) == 4
+
+
+def test_no_cache_keeps_the_probe_answer_out_of_the_cache_folder(tmp_path, monkeypatch):
+    import torch
+
+    from cnnkit.data import auto_augment as aa
+
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(aa, "_remembered", {})
+    images = torch.randint(0, 256, (40, 1, 12, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    aa.remembered_mirror_probe(images, torch.arange(40) % 2, seed=0, disk=False)
+    assert not list(tmp_path.iterdir())

@@ -116,7 +116,7 @@ def resolve_augment(cfg: TrainConfig, data: DatasetSplits) -> TrainConfig:
     """
     if cfg.augment != "auto":
         return cfg
-    choice = choose_augment(data, seed=cfg.seed)
+    choice = choose_augment(data, seed=cfg.seed, cache=cfg.cache)
     return cfg.replace(augment=choice.spec, augment_reason=auto_reason(choice.spec, choice.reason))
 
 
