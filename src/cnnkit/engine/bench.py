@@ -34,7 +34,7 @@ from ..errors import ConfigError, ModelError
 from ..models import create_model, model_entry
 from ..run import WeightsMeta
 from .bench_result import BenchResult, Peak, Timing
-from .device import autocast, select_device
+from .device import autocast, select_device, synchronize
 from .loop import Trainer
 from .train import load_data_for, resolve_augment, resolve_config
 
@@ -45,14 +45,6 @@ MAX_STEPS = 10_000
 
 
 # ---------------------------------------------------------------------------------------------- timing
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so a clock reading covers it (CUDA and MPS run asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def time_blocks(step: Callable[[], int], device: torch.device, steps: int, warmup: int, repeats: int,
                 batch: int) -> Timing:  # fmt: skip
     """``warmup`` untimed steps, then ``repeats`` timed blocks of at least ``steps`` steps each.

@@ -13,60 +13,50 @@ import copy
 import math
 import time
 
-import torch
-
+from .device import forked_rng, synchronize
 from .loop import Trainer
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for queued device work, so the clock measures it (CUDA and MPS run asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) -> tuple[float, float, int]:
     """(seconds per training step, seconds per validation pass, steps measured) on ``trainer``'s data.
 
     The steps are real training steps (loader, augmentation, forward, backward, update) at the run's
-    first learning rate; afterwards the model, optimiser, loss scaler and RNG are restored, so the
-    run starts exactly as it would have without the measurement.
+    first learning rate; afterwards the model, optimiser and loss scaler are restored, and the random
+    generators (CPU and device) were forked, so the run starts exactly as it would have without it.
     """
-    model, opt = trainer.model, trainer.optimizer
+    model, opt, device = trainer.model, trainer.optimizer, trainer.device
     saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()),
-             copy.deepcopy(trainer.scaler.state_dict()), torch.get_rng_state())  # fmt: skip
+             copy.deepcopy(trainer.scaler.state_dict()))  # fmt: skip
     callbacks, trainer.callbacks = trainer.callbacks, []  # nobody logs or checkpoints these steps
     was_training = model.training
     try:
-        model.train()
-        trainer.schedule.set_step(0)
-        loader = trainer.train_loader
-        loader.set_epoch(0)
-        n, t0, timed = 0, 0.0, 0
-        while n < warmup + steps:
-            for x, y in loader:
-                if n == warmup:
-                    _sync(trainer.device)
-                    t0 = time.perf_counter()
-                trainer.train_step(x, y)
-                n += 1
-                if n >= warmup + steps:
-                    break
-        _sync(trainer.device)
-        timed = n - warmup
-        per_step = (time.perf_counter() - t0) / max(timed, 1)
-        t1 = time.perf_counter()
-        if len(trainer.data.val):
-            trainer.evaluate(trainer.data.val)
-        _sync(trainer.device)
-        per_eval = time.perf_counter() - t1
+        with forked_rng(device):
+            model.train()
+            trainer.schedule.set_step(0)
+            trainer.train_loader.set_epoch(0)
+            n, t0 = 0, 0.0
+            while n < warmup + steps:
+                for x, y in trainer.train_loader:
+                    if n == warmup:
+                        synchronize(device)
+                        t0 = time.perf_counter()
+                    trainer.train_step(x, y)
+                    n += 1
+                    if n >= warmup + steps:
+                        break
+            synchronize(device)
+            timed = n - warmup
+            per_step = (time.perf_counter() - t0) / max(timed, 1)
+            t1 = time.perf_counter()
+            if len(trainer.data.val):
+                trainer.evaluate(trainer.data.val)
+            synchronize(device)
+            per_eval = time.perf_counter() - t1
     finally:
         trainer.callbacks = callbacks
         model.load_state_dict(saved[0])
         opt.load_state_dict(saved[1])
         trainer.scaler.load_state_dict(saved[2])
-        torch.set_rng_state(saved[3])
         model.train(was_training)
     return per_step, per_eval, timed
 

@@ -27,6 +27,21 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so a clock reading covers it (CUDA and MPS run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def forked_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    """``torch.random.fork_rng`` for the CPU's generator and ``device``'s: work inside it (lr-find's sweep,
+    --time-budget's timed steps) leaves every random stream as it found it."""
+    accel = {"devices": [device], "device_type": device.type} if device.type in ("cuda", "mps") else {"devices": []}
+    return torch.random.fork_rng(**accel)
+
+
 def amp_dtype(device: torch.device, setting: str) -> torch.dtype | None:
     """The autocast dtype, or None for full precision. ``auto`` uses it only where it pays (CUDA)."""
     if setting == "off" or (setting == "auto" and device.type != "cuda"):

@@ -27,6 +27,7 @@ from ..data import DatasetSplits
 from ..errors import ConfigError, TrainingDiverged
 from ..run import WeightsMeta
 from . import distributed
+from .device import forked_rng
 from .loop import Trainer, epoch_seed
 from .progress import Reporter
 
@@ -212,12 +213,7 @@ def find_lr(
     meta = WeightsMeta(model=cfg.model, model_args=cfg.model_args, num_classes=data.num_classes,
                        classes=data.classes, input_size=[c, h, w], mean=list(data.mean), std=list(data.std))  # fmt: skip
     # The CPU's and the accelerator's generators are put back afterwards (dropout, shuffling draw from them).
-    accel = (
-        {"devices": [device], "device_type": device.type}
-        if device.type in ("cuda", "mps")
-        else {"devices": []}
-    )
-    with torch.random.fork_rng(**accel):
+    with forked_rng(device):
         trainer = Trainer(copy.deepcopy(model), cfg, data, meta, None, device, Reporter(enabled=False),
                           lr_mults=lr_mults)  # fmt: skip
         with _Bar(reporter, steps) as bar:
