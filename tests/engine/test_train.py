@@ -33,8 +33,8 @@ def test_default_run_folder_is_complete(trained_run):
         assert key in side, key
     assert side["classes"] == [str(i) for i in range(10)] and side["input_size"] == [1, 32, 32]
     summary = json.loads((trained_run / "summary.json").read_text())
-    # README: "LeNet-5 on digits: 98.89% test accuracy with seed 0" (267 of 270), within ~1 point
-    assert summary["test"]["acc"] == pytest.approx(0.9889, abs=0.01), summary["test"]
+    # README: "LeNet-5 on digits: 98.52% test accuracy with seed 0" (266 of 270), within ~1 point
+    assert summary["test"]["acc"] == pytest.approx(0.9852, abs=0.01), summary["test"]
     assert {"torch", "torchvision", "cnnkit"} <= set(summary["versions"])
     assert summary["device"] == "cpu"
     split = json.loads((trained_run / "split.json").read_text())
