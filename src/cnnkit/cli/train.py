@@ -11,8 +11,11 @@ from ..config import TrainConfig, field_type
 from ._args import add_command, add_run_folder_flags, float_in, int_in
 
 
-def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per config field; defaults stay None so only given flags override the config file."""
+def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), helps: dict[str, str] | None = None) -> None:
+    """One flag per config field; defaults stay None so only given flags override the config file.
+
+    ``helps``: a command's own help text for a field, where it treats the option differently.
+    """
     for f in fields(TrainConfig):
         if f.name in skip or f.metadata["help"] == argparse.SUPPRESS:  # records cnnkit writes, not options
             continue
@@ -21,7 +24,7 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
         default = f.default if f.default is not MISSING else f.default_factory()
         # A None default is explained by the help text itself ("default: the model's ...").
         choices = f.metadata.get("choices")
-        help_ = (f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        help_ = ((helps or {}).get(f.name, f.metadata["help"]) + (f" (default: {default})" if default is not None else "")
                  + (f"; choices: {', '.join(choices)}" if choices else ""))  # fmt: skip
         if t is bool:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)

@@ -84,7 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_subset_flags(p)
     p.add_argument("--config", metavar="FILE", help="YAML file of training options")
     add_run_folder_flags(p, "fine-tune run")
-    add_config_flags(p)
+    # Fine-tuning refuses `--lr find` (the range test would sweep the frozen and unfrozen phases as one).
+    add_config_flags(p, helps={"lr": "learning rate of the new head and, times --backbone-lr-mult after "
+                                     "unfreezing, of the pretrained layers (default: the model's recipe, else the "
+                                     "optimiser's own, e.g. 0.05 for sgd and 0.001 for adam)"})  # fmt: skip
 
     # ---- features
     p = add_command(sub, "features", run_features,

@@ -222,7 +222,7 @@ class ClassMapResult:
 
 
 def class_map_file(
-    run_dir: str | Path, image: str | Path, output: str | Path, stride: int | None = None, device: str = "cpu"
+    run_dir: str | Path, image: str | Path, output: str | Path, stride: int | None = None, device: str = "auto"
 ) -> ClassMapResult:
     """``cnnkit class-map``: the class map of an image file (at its own size) under a run's model."""
     from ..data.images import read_image

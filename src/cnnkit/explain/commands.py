@@ -36,7 +36,7 @@ from .synthesis import (
 )
 
 
-def _load(run_dir: str | Path, device: str = "cpu"):
+def _load(run_dir: str | Path, device: str = "auto"):
     from ..engine.device import select_device
     from ..run import load_run
 
@@ -81,7 +81,7 @@ def attribution_of(model: torch.nn.Module, x: torch.Tensor, classes: list[str], 
 
 
 def explain_image(run_dir: str | Path, image: str | Path, method: str = "gradcam", target: int | str | None = None,
-                  layer: str | None = None, output: str | Path = "explain.png", device: str = "cpu") -> ExplainResult:
+                  layer: str | None = None, output: str | Path = "explain.png", device: str = "auto") -> ExplainResult:
     """Attribution map of ``method`` for ``target`` (default: the predicted class) beside the top-5 predictions."""
     check_method(method)  # before the run is loaded: a typo fails at once
     run, model = _load(run_dir, device)
@@ -93,7 +93,7 @@ def explain_image(run_dir: str | Path, image: str | Path, method: str = "gradcam
 
 
 def show_filters(run_dir: str | Path, layer: str | None = None, output: str | Path = "filters.png",
-                 gabor: bool = False, device: str = "cpu") -> tuple[Path, str, tuple[int, ...]]:
+                 gabor: bool = False, device: str = "auto") -> tuple[Path, str, tuple[int, ...]]:
     """Grid of a convolution's kernels (default: the first), optionally beside Gabor filters."""
     run, model = _load(run_dir, device)
     name, w = layer_filters(model, layer)
@@ -103,7 +103,7 @@ def show_filters(run_dir: str | Path, layer: str | None = None, output: str | Pa
 
 
 def show_feature_maps(run_dir: str | Path, image: str | Path, layer: str, output: str | Path = "maps.png",
-                      max_maps: int = 32, device: str = "cpu") -> tuple[Path, tuple[int, ...]]:
+                      max_maps: int = 32, device: str = "auto") -> tuple[Path, tuple[int, ...]]:
     """The maps one layer computes for an image."""
     from ._common import device_of, resolve_layer
 
@@ -119,7 +119,7 @@ def show_feature_maps(run_dir: str | Path, image: str | Path, layer: str, output
 
 
 def show_top_activations(run_dir: str | Path, layer: str, unit: int, output: str | Path = "top.png",
-                         data: str | None = None, split: str = "test", k: int = 9, device: str = "cpu"):
+                         data: str | None = None, split: str = "test", k: int = 9, device: str = "auto"):
     """The ``k`` images of a split of the run's data that excite ``unit`` of ``layer`` most."""
     from ..evaluate.runner import run_data
 
@@ -140,7 +140,7 @@ def show_top_activations(run_dir: str | Path, layer: str, unit: int, output: str
 
 def dream(run_dir: str | Path, classes: Sequence[int | str] | str = "all", output: str | Path = "dream.png",
           steps: int = 150, lr: float = 0.05, l2: float = 0.1, seed: int = 0,
-          device: str = "cpu") -> list[ClassVisualisation]:
+          device: str = "auto") -> list[ClassVisualisation]:
     """Class model visualisations (Simonyan et al.) of ``classes`` (names/indices, or ``"all"``), in one grid."""
     run, model = _load(run_dir, device)
     n = len(run.classes)
@@ -194,7 +194,7 @@ def _read_rgb(path: str | Path, channels: int) -> torch.Tensor:
 def style_transfer_files(content: str | Path, style: str | Path, model: str = "vgg11", weights: str | None = None,
                          output: str | Path = "style.png", steps: int = 200, size: int = 128,
                          optimizer: str = "adam", style_weight: float = 10.0, lr: float = 0.02,
-                         seed: int = 0, device: str = "cpu") -> StyleTransferReport:
+                         seed: int = 0, device: str = "auto") -> StyleTransferReport:
     """Style transfer between two image files with a run folder's network or a (random) registered one.
 
     ``model`` is a run folder (its trained convolutions) or a registry name (random weights drawn with
@@ -242,7 +242,7 @@ class FoolResult:
 
 def fool_image(run_dir: str | Path, image: str | Path, method: str = "fgsm", eps: float = 8 / 255,
                target: int | str | None = None, steps: int = 40, output: str | Path = "fool.png",
-               label: int | str | None = None, device: str = "cpu") -> FoolResult:
+               label: int | str | None = None, device: str = "auto") -> FoolResult:
     """A near-identical copy of ``image`` the model misclassifies (or classifies as ``target``)."""
     from ._common import device_of
 
@@ -265,7 +265,7 @@ def fool_image(run_dir: str | Path, image: str | Path, method: str = "fgsm", eps
 
 def robustness_report(run_dir: str | Path, eps: Sequence[float], method: str | Sequence[str] = "fgsm",
                       output: str | Path = "robustness.png", data: str | None = None, split: str = "test",
-                      limit: int | None = None, steps: int = 10, device: str = "cpu") -> list[RobustnessCurve]:
+                      limit: int | None = None, steps: int = 10, device: str = "auto") -> list[RobustnessCurve]:
     """Accuracy on the run's ``split`` under each attack ``method`` at every ``eps``; writes one plot."""
     from ..evaluate.runner import run_data
 

@@ -56,7 +56,7 @@ def robustness_demo(
     output: str | Path,
     n_strings: int = 100,
     length: int = 3,
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
 ) -> DemoResult:
     """Run the demo on a trained run's test split and write the picture grid to ``output``."""

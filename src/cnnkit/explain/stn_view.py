@@ -81,7 +81,7 @@ def _view(run, model: PixelModel, x: torch.Tensor, output: str | Path, title: st
     return STNView(x.cpu(), out.cpu(), theta.cpu(), names, top_k(probs[0].cpu(), run.classes), path)
 
 
-def explain_stn(run_dir: str | Path, image: str | Path, output: str | Path, device: str = "cpu") -> STNView:
+def explain_stn(run_dir: str | Path, image: str | Path, output: str | Path, device: str = "auto") -> STNView:
     """``cnnkit explain --method stn``: one image file and what the run's spatial transformer makes of it."""
     from ._common import load_image
     from .commands import _load, _size
@@ -94,7 +94,7 @@ def explain_stn(run_dir: str | Path, image: str | Path, output: str | Path, devi
 
 
 def stn_figure(
-    run_dir: str | Path, output: str | Path, n: int = 12, split: str = "test", device: str = "cpu"
+    run_dir: str | Path, output: str | Path, n: int = 12, split: str = "test", device: str = "auto"
 ) -> STNView:
     """The first ``n`` images of the run's ``split`` above what its spatial transformer makes of them."""
     from ..evaluate.runner import run_data

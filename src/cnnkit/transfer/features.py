@@ -212,7 +212,7 @@ def _split_data(data: str | DatasetSplits | None, base: dict[str, Any] | None = 
 
 def resolve_source(
     source: Any, data: str | DatasetSplits | None = None, input_size: int | None = None,
-    weights: str | Path | None = None, device: str = "cpu",
+    weights: str | Path | None = None, device: str = "auto",
 ) -> tuple[nn.Module | None, DatasetSplits, tuple[float, ...], tuple[float, ...], str]:  # fmt: skip
     """``(model or None for pixels, data, mean, std, description)`` for a run folder, model name or module.
 
@@ -295,7 +295,7 @@ def extract_features(
     input_size: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> FeatureSet:
     """Features of every image of ``data`` (default: the run's own data and split) from ``layer``.
 

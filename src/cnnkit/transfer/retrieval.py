@@ -164,7 +164,7 @@ def retrieve(
     out: str | Path | None = None,
     show: int = 8,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> RetrievalResult:
     """Search the training split of ``index`` for each query's ``k`` nearest images.
 
