@@ -133,14 +133,14 @@ class TextbookLeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _loaders(data: Path, mean: float, std: float, batch: int, size: int = 28):
+def _loaders(data: Path, mean: float, std: float, batch: int, seed: int, size: int = 28):
     from torchvision import datasets, transforms
 
     tf = transforms.Compose([transforms.Grayscale(), transforms.Resize((size, size)), transforms.ToTensor(),
                              transforms.Normalize((mean,), (std,))])  # fmt: skip
     train = datasets.ImageFolder(str(data / "train"), tf)
     test = datasets.ImageFolder(str(data / "test"), tf)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     return (torch.utils.data.DataLoader(train, batch_size=batch, shuffle=True, generator=g),
             torch.utils.data.DataLoader(test, batch_size=1000))  # fmt: skip
 
@@ -156,17 +156,17 @@ def _accuracy(model: nn.Module, loader) -> float:
     return right / total
 
 
-def run_peer(name: str, data: Path, epochs: int) -> dict[str, Any]:
+def run_peer(name: str, data: Path, epochs: int, seed: int = 0) -> dict[str, Any]:
     """Train one peer; its per-epoch (training seconds so far, test accuracy)."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     if name == "pytorch-examples":
         model = ExamplesNet()
-        train, test = _loaders(data, 0.1307, 0.3081, 64)
+        train, test = _loaders(data, 0.1307, 0.3081, 64, seed)
         opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     else:
         model = TextbookLeNet5()
-        train, test = _loaders(data, 0.5, 0.5, 64)
+        train, test = _loaders(data, 0.5, 0.5, 64, seed)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         sched = None
     curve, clock = [], 0.0
@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", choices=DATASETS, default="mnist5k", help="the data at hand to write as a folder"
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs each")
+    ap.add_argument(
+        "--seeds", type=int, default=1, help="train every run with seeds 0..N-1 and compare medians"
+    )
     ap.add_argument("--only", choices=("cnnkit", "peers"), help="run one side only")
     ap.add_argument(
         "--cnnkit-options", default="{}", help="JSON of cnnkit.train options to try instead of defaults"
@@ -228,23 +231,34 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or dataset_folder(args.dataset, Path(tmp))
         n = {s: sum(1 for _ in (data / s).rglob("*.png")) for s in ("train", "val", "test")}
-        results: dict[str, dict[str, Any]] = {}
-        runners: dict[str, Callable[[], dict[str, Any]]] = {}
+        runs: dict[str, list[dict[str, Any]]] = {}
+        runners: dict[str, Callable[[int], dict[str, Any]]] = {}
         if args.only != "peers":
-            runners["cnnkit"] = lambda: run_cnnkit(data, Path(tmp) / "runs", args.quick,
-                                                   **json.loads(args.cnnkit_options))  # fmt: skip
+            options = json.loads(args.cnnkit_options)
+            runners["cnnkit"] = lambda seed: run_cnnkit(data, Path(tmp) / "runs", args.quick,
+                                                        **{"seed": seed, **options})  # fmt: skip
         if args.only != "cnnkit":
-            runners["pytorch-examples"] = lambda: run_peer("pytorch-examples", data, 2 if args.quick else 14)
-            runners["textbook-lenet5"] = lambda: run_peer("textbook-lenet5", data, 2 if args.quick else 20)
+            runners["pytorch-examples"] = lambda seed: run_peer(
+                "pytorch-examples", data, 2 if args.quick else 14, seed
+            )
+            runners["textbook-lenet5"] = lambda seed: run_peer(
+                "textbook-lenet5", data, 2 if args.quick else 20, seed
+            )
         for name, fn in runners.items():
-            print(f"training {name} ...", file=sys.stderr, flush=True)
-            results[name] = fn()
-    for r in results.values():
-        r["best"] = max(a for _, a in r["curve"])
-        r["to97"], r["to98"] = time_to(r["curve"], 0.97), time_to(r["curve"], 0.98)
+            for seed in range(args.seeds):
+                print(f"training {name} (seed {seed}) ...", file=sys.stderr, flush=True)
+                runs.setdefault(name, []).append(fn(seed))
+    for per_seed in runs.values():
+        for r in per_seed:
+            r["best"] = max(a for _, a in r["curve"])
+            r["to97"], r["to98"] = time_to(r["curve"], 0.97), time_to(r["curve"], 0.98)
     if args.json:
-        print(json.dumps({"images": n, "threads": torch.get_num_threads(), "results": results}, indent=1))
+        print(json.dumps({"images": n, "threads": torch.get_num_threads(), "seeds": args.seeds, "results": runs},
+                         indent=1))  # fmt: skip
         return 0
+    if args.seeds > 1:
+        return _print_seeds(runs, n, args)
+    results = {name: per_seed[0] for name, per_seed in runs.items()}
     print(f"data: {data if args.data else DATASETS[args.dataset]}  ({n['train']} train, "
           f"{n['val']} val, {n['test']} test images), {torch.get_num_threads()} threads")  # fmt: skip
 
@@ -262,6 +276,40 @@ def main(argv: list[str] | None = None) -> int:
             if name != "cnnkit" and r["to97"] and ck["to97"]:
                 print(f"to 97%: cnnkit {r['to97'] / ck['to97']:.1f}x sooner than {name}; best accuracy "
                       f"{(ck['best'] - r['best']) * 100:+.2f} points")  # fmt: skip
+    return 0
+
+
+def _print_seeds(runs: dict[str, list[dict[str, Any]]], n: dict[str, int], args: argparse.Namespace) -> int:
+    """Several seeds: each run's time to 97% per seed and its median; the ratio of the medians."""
+
+    def median(ts: list[float | None]) -> float | None:
+        # "never" counts as later than any time, so a run that misses 97% in most seeds has no median.
+        ranked = sorted(ts, key=lambda t: float("inf") if t is None else t)
+        mid = ranked[(len(ranked) - 1) // 2 : len(ranked) // 2 + 1]  # the middle one, or the middle two
+        return None if None in mid else sum(mid) / len(mid)
+
+    print(f"data: {args.data or DATASETS[args.dataset]}  ({n['train']} train, {n['val']} val, {n['test']} test "
+          f"images), {torch.get_num_threads()} threads, seeds 0-{args.seeds - 1}")  # fmt: skip
+    print(f"{'run':<18} {'to 97% test, per seed':<40} {'median':>8} {'best test, per seed'}")
+    medians = {}
+    for name, per_seed in runs.items():
+        ts = [r["to97"] for r in per_seed]
+        medians[name] = median(ts)
+        each = " ".join("never" if t is None else f"{t:.2f}" for t in ts)
+        best = " ".join(f"{r['best']:.2%}" for r in per_seed)
+        print(
+            f"{name:<18} {each:<40} {'never' if medians[name] is None else f'{medians[name]:.2f} s':>8} {best}"
+        )
+    ck = medians.get("cnnkit")
+    for name, m in medians.items():
+        if name != "cnnkit" and m and ck:
+            ratios = [
+                p["to97"] / c["to97"]
+                for p, c in zip(runs[name], runs["cnnkit"], strict=True)
+                if p["to97"] and c["to97"]
+            ]
+            print(f"to 97%: cnnkit {m / ck:.1f}x sooner than {name} (median against median; per seed "
+                  f"{', '.join(f'{r:.1f}x' for r in ratios)})")  # fmt: skip
     return 0
 
 
