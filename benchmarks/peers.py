@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error(f"--seeds {args.seeds}: give 1 or more")
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or dataset_folder(args.dataset, Path(tmp))

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.seeds < 1 or args.epochs < 1:
+        ap.error(f"--seeds {args.seeds} --epochs {args.epochs}: give 1 or more of each")
     seeds, epochs = (1, 3) if args.quick else (args.seeds, args.epochs)
     import torch
 
