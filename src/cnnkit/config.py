@@ -82,7 +82,7 @@ class TrainConfig:
                               lo=1, hi=1_000_000)
     time_budget: float | None = _f(None, "train for about this many seconds instead of a number of epochs: a few "
                                    "steps are timed first, then the epoch count (and the schedule) is fixed to "
-                                   "fit and recorded in config.yaml", lo_open=0.0, hi=1e7)
+                                   "fit and recorded in config.yaml", lo_open=0.0, hi=1e7, metavar="SECONDS")
     # How `epochs` was chosen when cnnkit chose it (--time-budget); a record cnnkit writes, not an option.
     epochs_reason: str | None = _f(None, argparse.SUPPRESS)
     batch_size: int | None = _auto("mini-batch size, with torchrun the global batch split over the processes "
@@ -136,7 +136,7 @@ class TrainConfig:
     seed: int = _f(0, "random seed (splits, initialisation, shuffling, augmentation)", lo=0, hi=2**32 - 1)
     deterministic: bool = _f(True, "use deterministic algorithms (same seed, same numbers)")
     # run folder
-    name: str | None = _f(None, "run name (default: a timestamp)")
+    name: str | None = _f(None, "run name (default: the time, model and data, e.g. 20261130-145503-lenet5-digits)")
     runs_dir: str = _f("runs", "folder holding the runs")
     logger: str = _f("none", "extra training log besides metrics.csv: tensorboard writes RUN/tensorboard/ (needs "
                      'pip install "cnnkit[tensorboard]")', ("none", "tensorboard"))

@@ -1,9 +1,10 @@
-"""Small file helpers: atomic writes (temp file + rename), JSON."""
+"""Small file helpers: atomic writes (temp file + rename), JSON, a closed standard output."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -12,6 +13,23 @@ from typing import Any
 
 TMP_PREFIX = ".tmp-"  # temp files start with this; a resumed run removes leftovers
 _UMASK_LOCK = threading.Lock()
+
+
+def stdout_is_devnull() -> bool:
+    """Whether standard output now points at /dev/null (rich does that when the reader goes away)."""
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError, AttributeError):  # no real stdout (a notebook, pytest's capture)
+        return False
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null (its reader went away), so later writes and the final flush cannot raise."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (pytest's capture, a notebook)
+        pass
 
 
 def current_umask() -> int:

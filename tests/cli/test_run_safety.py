@@ -192,3 +192,20 @@ def test_lock_is_refused_across_processes_and_released_on_exit(tmp_path):
         lock_owner.wait()
     with RunLock(tmp_path / "r"):  # a killed holder never blocks anyone
         pass
+
+
+def test_a_closed_terminal_output_does_not_end_the_run(tmp_path):
+    """``cnnkit train | head -2``: the reader goes away after two lines; the run still finishes and is
+    recorded, and its log says where the terminal output stopped (it used to die mid-training, with no
+    summary and nothing in the log)."""
+    env = {**os.environ, "CNNKIT_MAX_BATCHES": "1", "PYTHONUNBUFFERED": "1"}  # unbuffered: breaks at line 3
+    env.pop("CNNKIT_MAX_EPOCHS", None)
+    train = f"'{sys.executable}' -m cnnkit train --epochs 3 --augment none --name piped --runs-dir '{tmp_path}'"
+    r = subprocess.run(["bash", "-c", f"{train} | head -2; exit ${{PIPESTATUS[0]}}"], env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stdout.splitlines()) == 2
+    run_dir = tmp_path / "piped"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+    log = (run_dir / "log.txt").read_text()
+    assert "the terminal output was closed here" in log and "3/3" in log and "run saved to" in log

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from cnnkit.config import TrainConfig
-from cnnkit.engine.header import base_dataset, capped_resume, epochs_cap, intro_lines
+from cnnkit.engine.header import base_dataset, capped_resume, epochs_cap, intro_lines, resume_lines
 from cnnkit.engine.train import recipe_of, resolve_config
 from cnnkit.errors import ConfigError
 from cnnkit.run import RunDir
@@ -119,3 +119,11 @@ def test_a_folder_of_small_images_gets_the_small_input_size(tmp_path, monkeypatc
     assert resolve_config(TrainConfig(data=f"folder:{tmp_path / 'small'}", name="z")).input_size == 32  # lenet5's own
     # A missing folder is left to the data loader's one-line error, not guessed at here.
     assert resolve_config(TrainConfig(data=f"folder:{tmp_path / 'nope'}", model="resnet18", name="w")).input_size == 224
+
+
+def test_a_resume_that_changes_the_length_says_the_schedule_is_replanned():
+    cfg = TrainConfig.from_dict({"epochs": 20, "scheduler": "cosine"})
+    same = resume_lines("runs/r", 15, cfg, 20, 5.46e-4)
+    assert same == ["resuming runs/r: 15 epoch(s) done, training epochs 16-20"]
+    longer = resume_lines("runs/r", 15, TrainConfig.from_dict({"epochs": 30, "scheduler": "cosine"}), 20, 7.32e-3)
+    assert longer[1] == "  (the cosine schedule is re-planned over 30 epochs instead of 20: epoch 16 starts at lr 0.00732)"

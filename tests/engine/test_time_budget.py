@@ -26,7 +26,10 @@ def test_budget_fixes_and_records_the_epochs_and_the_config_replays(tmp_path):
     assert cfg["epochs"] == first.epochs_run >= 1
     assert cfg["epochs_reason"].startswith("--time-budget 2:") and cfg["epochs_reason"].endswith(
         f"-> {cfg['epochs']} epoch(s)")  # fmt: skip
-    assert "--time-budget 2:" in (first.run_dir / "log.txt").read_text()  # the header said how it was chosen
+    # The header said how the epochs were chosen, right under the schedule they set.
+    log = (first.run_dir / "log.txt").read_text().splitlines()
+    at = next(i for i, ln in enumerate(log) if ln.lstrip().startswith("schedule"))
+    assert "epochs: --time-budget" in log[at] and log[at + 1].strip().startswith("(--time-budget 2:")
     # The budget is respected loosely (the estimate comes from a dozen steps), never by a wide margin.
     assert first.summary["timing"]["train_seconds"] < 2.0 * 3
     again = cnnkit.train(config=str(first.run_dir / "config.yaml"), runs_dir=runs, name="replay", quiet=True)

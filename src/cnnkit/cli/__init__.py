@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..errors import CnnkitError, Interrupted, suggest
+from ..io import silence_stdout, stdout_is_devnull
 
 # Modules under cnnkit.cli that register subcommands, in the order `cnnkit --help` lists them.
 COMMAND_MODULES = [
@@ -97,11 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader went away (`cnnkit predict ... | head -2`): stop writing, no traceback.
-        _silence_stdout()
+        silence_stdout()
         return 141
     except SystemExit as e:
         # rich's Console handles a broken pipe itself: stdout to /dev/null, then SystemExit(1).
-        if e.code == 1 and _stdout_is_devnull():
+        if e.code == 1 and stdout_is_devnull():
             return 141
         raise
     except KeyboardInterrupt as e:
@@ -147,27 +148,11 @@ def _os_message(e: OSError) -> str:
     return f"{where}: {what}" if where else what
 
 
-def _stdout_is_devnull() -> bool:
-    try:
-        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
-    except (OSError, ValueError, AttributeError):  # no real stdout (a notebook, pytest's capture)
-        return False
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # stdout is not a real file (pytest's capture, a notebook)
-        pass
-
-
 def exit_main() -> None:
     code = main()
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         code = 141
     sys.exit(code)

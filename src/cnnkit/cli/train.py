@@ -31,7 +31,8 @@ def add_config_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), hel
         elif t is dict:
             p.add_argument(flag, dest=f.name, default=None, metavar="YAML", help=help_ + ", e.g. '{hidden: [300, 100]}'")
         else:
-            p.add_argument(flag, dest=f.name, type=_bounded_type(f, t), default=None, metavar=f.name.upper(),
+            p.add_argument(flag, dest=f.name, type=_bounded_type(f, t), default=None,
+                           metavar=f.metadata.get("metavar", f.name.upper()),
                            help=help_, choices=f.metadata.get("choices"))  # fmt: skip
 
 

@@ -100,6 +100,8 @@ def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool, auto_
     """
     if cfg.lr_reason:  # --lr find chose the rate (now, or in the run this config replays)
         where = {**where, "lr": "lr-find"}
+    if cfg.epochs_reason:  # --time-budget fixed the epochs (now, or in the run this config replays)
+        where = {**where, "epochs": "--time-budget"}
     opt = f"{cfg.optimizer} lr {cfg.lr:g}"
     if cfg.optimizer == "sgd":
         opt += f", {'Nesterov ' if cfg.nesterov else ''}momentum {cfg.momentum:g}"
@@ -113,14 +115,24 @@ def setup_lines(cfg: TrainConfig, where: dict[str, str], has_recipe: bool, auto_
         f"  optimiser     {opt:<{width}}  [{_origin(('optimizer', 'lr'), where)}]",
         *([f"                ({cfg.lr_reason.partition(': ')[2]})"] if cfg.lr_reason else []),
         f"  schedule      {sched:<{width}}  [{_origin(('scheduler', 'epochs', 'batch_size', 'warmup_epochs'), where)}]",
-        f"  loss          {loss:<{width}}  [{_origin(('loss', 'label_smoothing'), where)}]",
         *([f"                ({cfg.epochs_reason})"] if cfg.epochs_reason else []),
+        f"  loss          {loss:<{width}}  [{_origin(('loss', 'label_smoothing'), where)}]",
         f"  augmentation  {aug:<{width}}  [{'auto: chosen from the training images' if auto_chosen else where.get('augment', 'default')}]",
     ]
     if auto_chosen and cfg.augment_reason:
         lines.append(f"                ({cfg.augment_reason.partition(f'{cfg.augment}: ')[2]})")
     if not has_recipe:
         lines.append(f"  ({cfg.model} has no training recipe: options not given use cnnkit's defaults)")
+    return lines
+
+
+def resume_lines(run_path: Any, done: int, cfg: TrainConfig, before: int | None, start_lr: float) -> list[str]:
+    """What a resumed run prints first: where it goes on, and (``--epochs`` changed: ``before`` was the
+    length) that the schedule now spans the new length, so the rate may jump back up."""
+    lines = [f"resuming {run_path}: {done} epoch(s) done, training epochs {done + 1}-{cfg.epochs}"]
+    if before is not None and before != cfg.epochs:
+        lines.append(f"  (the {cfg.scheduler} schedule is re-planned over {cfg.epochs} epochs instead of {before}: "
+                     f"epoch {done + 1} starts at lr {start_lr:.3g})")  # fmt: skip
     return lines
 
 

@@ -169,7 +169,7 @@ def sweep(
     trainer.model.train()
     lrs, losses, smoothed = [], [], []
     avg, best = 0.0, math.inf
-    reason = f"reached --end-lr {end_lr:g}"
+    reason = f"reached the top of the sweep (lr {end_lr:g})"
     batches = _batches(trainer)
     for i, lr in enumerate(exp_lrs(start_lr, end_lr, steps)):
         for g in trainer.optimizer.param_groups:

@@ -16,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..io import silence_stdout, stdout_is_devnull
+
 COLUMNS = [
     ("epoch", "epoch", 7, "{}"),
     ("train_loss", "train loss", 10, "{:.4f}"),
@@ -48,7 +50,22 @@ class Reporter:
         if self.log is not None:
             self.log(text)
         if self.enabled:
-            self.console.print(text, style=style, markup=False, highlight=False)
+            try:
+                self.console.print(text, style=style, markup=False, highlight=False)
+            except BrokenPipeError:
+                self._output_closed()
+            except SystemExit as e:  # rich's answer to a broken pipe: stdout to /dev/null, then exit(1)
+                if e.code != 1 or not stdout_is_devnull():
+                    raise
+                self._output_closed()
+
+    def _output_closed(self) -> None:
+        """The reader of the terminal output went away (``cnnkit train | head``): the run goes on, and says
+        so in its log, instead of dying half-way with nothing recorded."""
+        silence_stdout()
+        self.enabled = False
+        if self.log is not None:
+            self.log("(the terminal output was closed here; training goes on and the rest is only in this log)")
 
     # ---- epoch table
     def header(self, total_epochs: int) -> None:

@@ -26,7 +26,7 @@ from . import distributed
 from .callbacks import Callback
 from .compiled import use_compile
 from .device import is_main_process, select_device, set_determinism
-from .header import base_dataset, capped_resume, epochs_cap, intro_lines
+from .header import base_dataset, capped_resume, epochs_cap, intro_lines, resume_lines
 from .loop import Trainer, tta_note
 from .lr_find import lr_reason_matches, wants_lr_find, with_found_lr
 from .model_setup import ModelSetup, build_model
@@ -312,11 +312,12 @@ def _train_locked(
             cfg.to_yaml(run.config)
     header = intro(cfg, auto_chosen)
     ck = run.load_checkpoint() if resume is not None else None  # a bad checkpoint fails before log.txt grows
+    before = run.read_config().get("epochs") if ck is not None else None  # the length the run had so far
     if ck is not None:
         trainer.load_checkpoint_state(ck)
         # --epochs N: record the new length, once the checkpoint is known to continue (a refused
         # resume leaves every file of the run as it was).
-        if main and cfg.epochs != run.read_config().get("epochs"):
+        if main and cfg.epochs != before:
             cfg.to_yaml(run.config)
     for line in data.info.get("messages", []):  # how the data was loaded (cache hit, streaming, ...)
         reporter.print(line)
@@ -327,7 +328,9 @@ def _train_locked(
                        f"{final_path.parent}")  # fmt: skip
     if resume is not None:
         done = trainer.state.epoch
-        reporter.print(f"resuming {run.path}: {done} epoch(s) done, training epochs {done + 1}-{cfg.epochs}")
+        start_lr = trainer.schedule.factor(done * len(trainer.train_loader)) * trainer.schedule.base[0]
+        for line in resume_lines(run.path, done, cfg, before, start_lr):
+            reporter.print(line)
     else:
         n, nt = count_params(model), count_params(model, trainable_only=True)
         frozen = f", {n - nt:,} frozen" if nt < n else ""
@@ -386,7 +389,7 @@ def _train_locked(
         "timing": {
             "train_seconds": round(t_train + prev.get("timing", {}).get("train_seconds", 0.0), 3),
             "data_seconds": round(t_data, 3),
-            "total_seconds": round(time.perf_counter() - t_start, 3),
+            "total_seconds": round(time.perf_counter() - t_start + prev.get("timing", {}).get("total_seconds", 0.0), 3),
             "resumed": resume is not None or prev.get("timing", {}).get("resumed", False),
         },
         "data": _data_summary(data),
