@@ -190,8 +190,10 @@ def test_the_optimiser_steps_with_the_scheduled_rate(digits, kind, options):
     for i, s in enumerate(steps):
         want = lr * expected_factor(kind, i, spe, epochs, **options)
         assert s["lrs"] == pytest.approx([want] * len(s["lrs"]), rel=1e-9), (i, s["lrs"], want)
-    # metrics.csv's "lr" column: the rate of each epoch's first step
-    assert [row["lr"] for row in state.history] == pytest.approx([steps[e * spe]["lrs"][0] for e in range(epochs)])
+    # metrics.csv's "lr" column: the rate of each epoch's first step, to 6 significant digits
+    assert [row["lr"] for row in state.history] == pytest.approx(
+        [steps[e * spe]["lrs"][0] for e in range(epochs)], rel=1e-5
+    )
 
 
 def test_plateau_divides_the_rate_when_validation_stalls(digits):
@@ -204,7 +206,7 @@ def test_plateau_divides_the_rate_when_validation_stalls(digits):
         state = tr.fit()
     assert len({row["val_acc"] for row in state.history}) == 1
     want = [lr, lr, lr / 10, lr / 100]
-    assert [row["lr"] for row in state.history] == pytest.approx(want, rel=1e-9)
+    assert [row["lr"] for row in state.history] == pytest.approx(want, rel=1e-5)  # rows keep 6 digits
     spe = len(tr.train_loader)
     assert [steps[e * spe]["lrs"][0] for e in range(4)] == pytest.approx(want, rel=1e-9)
 

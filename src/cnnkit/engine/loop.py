@@ -408,7 +408,7 @@ class Trainer:
                 "train_acc": round(tr["acc"], 6),
                 "val_loss": round(val["loss"], 6) if val else "",
                 "val_acc": round(val["acc"], 6) if val else "",
-                "lr": lr,
+                "lr": float(f"{lr:.6g}"),  # 0.0058, not the product's 0.0058000000000000005
                 "time_s": round(time.perf_counter() - t0, 3),
             }
             metric = val["loss" if self.monitor_min else "acc"] if val else tr["loss"]
