@@ -29,14 +29,17 @@ def _has(values: list[float]) -> bool:
 
 def _plain_log_labels(ax: plt.Axes, values: list[float]) -> None:
     """Tick labels 0.01, 0.1, 1 instead of 10^-2 ..., and labelled minor ticks when the data spans
-    less than a decade (otherwise such an axis would show one label or none)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    less than two decades (otherwise such an axis would show one label or none): every minor tick
+    below one decade, the 2s and 5s below two."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     ax.yaxis.set_major_formatter(plain)
     pos = [v for v in values if math.isfinite(v) and v > 0]
-    narrow = bool(pos) and max(pos) / min(pos) < 10
-    ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+    span = max(pos) / min(pos) if pos else math.inf
+    if 10 <= span < 100:
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+    ax.yaxis.set_minor_formatter(plain if span < 100 else NullFormatter())
 
 
 def best_epoch_of(rows: list[dict[str, Any]], monitor: str = "val_loss") -> int | None:

@@ -285,9 +285,10 @@ def plot_lr_find(result: LRFindResult, path: str | Path, title: str = "") -> Pat
         ax.plot([lr], [r.smoothed[i]], marker, ms=size, color=color, zorder=5, label=label)
     ax.axvline(r.suggestion, color="#2a7d2e", ls="--", lw=1.2, zorder=0)
     ax.set_xscale("log")
-    # The y range of the smoothed curve without its last 5 points (as fastai's plot): the blow-up that
-    # ended the sweep would otherwise flatten the part that matters into a line.
-    shown = [v for v in r.smoothed[: max(len(r.smoothed) - 5, 3)] if math.isfinite(v)]
+    # The y range of the curve and of every batch's loss without the last 5 points (as fastai's plot): the
+    # blow-up that ended the sweep would otherwise flatten the part that matters into a line.
+    keep = max(len(r.smoothed) - 5, 3)
+    shown = [v for v in (*r.smoothed[:keep], *r.losses[:keep]) if math.isfinite(v)]
     if shown:
         lo, hi = min(shown), max(shown)
         pad = 0.08 * (hi - lo) + 1e-3
