@@ -103,3 +103,15 @@ def test_resume_removes_stale_temp_files(tmp_path):
     cnnkit.train(resume=r.run_dir, epochs=2, quiet=True)
     assert not stale.exists()
     assert len(_metrics(r.run_dir / "metrics.csv")) == 2
+
+
+def test_a_resumed_run_marks_its_earlier_epochs_as_they_were_marked(tmp_path):
+    """The table a resumed run shows again keeps every "best so far" mark, not only the best epoch's."""
+    import cnnkit
+
+    r = cnnkit.train(name="r", model="linear", augment="none", runs_dir=str(tmp_path), epochs=3, quiet=False)
+    cnnkit.train(resume=r.run_dir, epochs=4, quiet=False)
+    log = (r.run_dir / "log.txt").read_text().splitlines()
+    first = [ln.endswith("*") for ln in log if ln.strip().split(" ")[0] in ("1/3", "2/3", "3/3")]
+    again = [ln.endswith("*") for ln in log if ln.strip().split(" ")[0] in ("1/4", "2/4", "3/4")]
+    assert len(first) == len(again) == 3 and first == again and first[0]

@@ -149,8 +149,14 @@ class ProgressPrinter(Callback):
         self.reporter.print(f"  (* marks an epoch whose {trainer.cfg.monitor.replace('_', ' ')} is the best so far: "
                             "its weights are saved as best.safetensors)")  # fmt: skip
         self.reporter.header(trainer.cfg.epochs)
-        for row in s.history:  # a resumed run shows the epochs it already has
-            self.reporter.row(row, best=row["epoch"] == s.best_epoch)
+        best = None
+        for row in s.history:  # a resumed run shows the epochs it already has, marked as they were
+            # The metric the loop compared after that epoch (Trainer._fit): validation, else training loss.
+            key = ("val_loss" if trainer.monitor_min else "val_acc") if row.get("val_loss", "") != "" else "train_loss"
+            value = float(row[key])
+            improved = best is None or (value < best if trainer.monitor_min else value > best)
+            best = value if improved else best
+            self.reporter.row(row, best=improved)
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         self.reporter.start_epoch(epoch + 1, len(trainer.train_loader))
