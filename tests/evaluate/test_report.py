@@ -62,3 +62,12 @@ def test_report_is_self_contained(evaluated):
     for text in ("Confusion matrix", "Precision-recall", "Reliability", "Top losses", "Model summary", "Config",
                  "Training curves", "specificity", "features.0", f"{m['acc']:.2%}".replace("%", "")):  # fmt: skip
         assert text.lower() in page.lower(), text
+
+
+def test_report_writes_config_values_as_config_yaml_does_and_sizes_the_worst_bin(evaluated):
+    run, m = evaluated
+    page = (run / "eval" / "test" / "report.html").read_text()
+    cells = dict(re.findall(r"<tr><td[^>]*>([a-z_]+)</td><td[^>]*>([^<]*)</td></tr>", page))
+    assert cells["time_budget"] == "null" and cells["download"] == "false", cells  # not Python's None/False
+    assert m["mce_images"] >= 1
+    assert f"MCE = {m['mce']:.4f} (a bin of {m['mce_images']} image" in page

@@ -184,6 +184,7 @@ class Calibration:
     count: np.ndarray  # images per bin
     ece: float  # sum_b (n_b / n) |acc_b - conf_b|
     mce: float  # max_b |acc_b - conf_b| (worst bin)
+    mce_count: int = 0  # images in that worst bin: an MCE from one or two images says little
 
 
 def calibration(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> Calibration:
@@ -202,7 +203,8 @@ def calibration(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> Cali
     n = max(len(conf), 1)
     ece = float(np.sum(count[used] / n * gap[used])) if used.any() else float("nan")
     mce = float(gap[used].max()) if used.any() else float("nan")
-    return Calibration(edges, mean_conf, acc, count, ece, mce)
+    worst = int(count[used][np.argmax(gap[used])]) if used.any() else 0
+    return Calibration(edges, mean_conf, acc, count, ece, mce, worst)
 
 
 def most_confused(cm: np.ndarray, classes: list[str], n: int = 10) -> list[dict[str, object]]:
@@ -265,6 +267,7 @@ def classification_metrics(probs: np.ndarray, y_true: np.ndarray, classes: list[
         "roc_auc": float(np.nanmean(auc[present])) if present.any() else float("nan"),
         "ece": cal.ece,
         "mce": cal.mce,
+        "mce_images": cal.mce_count,
         "most_confused": most_confused(cm, classes),
         "per_class": per_class,
     }

@@ -71,6 +71,13 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1, row_class: l
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _as_yaml(v: Any) -> str:
+    """A config value as config.yaml writes it (null, false, {a: 1}), not as Python prints it."""
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
 def _figure(path: Path, alt: str) -> str:
     if not path.is_file():
         return f'<p class="note">({_e(path.name)} is missing)</p>'
@@ -137,7 +144,14 @@ def write_report(out: Path, run: LoadedRun, runs: list[LoadedRun], m: dict[str, 
                     [[_e(r["id"]), _e(r["true"]), _e(r["pred"]), _fmt(r["p_pred"]), _fmt(r["p_true"]), _fmt(r["loss"])]
                      for r in m["top_losses"]], left=3,
                     row_class=["worst" if r["true"] != r["pred"] else "" for r in m["top_losses"]])  # fmt: skip
-    cfg = _table(["key", "value"], [[_e(k), _e(v)] for k, v in run.config.items()], left=2)
+    cfg = _table(["key", "value"], [[_e(k), _e(_as_yaml(v))] for k, v in run.config.items()], left=2)
+    aps = [r["ap"] for r in pc if r["ap"] == r["ap"]]  # classes with an AP (not NaN)
+    pr_note = ("Every class has AP 1: for each one, a threshold separates all of its images from the rest, so "
+               "every curve runs along the top edge to recall 1." if aps and min(aps) > 1 - 1e-9 else
+               "When the classes differ only near the top-right corner, a close-up of that region (the dashed "
+               "box) is drawn beside the full view.")  # fmt: skip
+    k = m.get("mce_images")
+    mce_note = f" (a bin of {k} image{'s' if k != 1 else ''})" if k else ""
     timing = summary.get("timing", {})
     train_rows = [["status", summary.get("status")], ["best epoch", summary.get("best_epoch")],
                   ["epochs run", summary.get("epochs_run")], ["training time (s)", timing.get("train_seconds")],
@@ -179,13 +193,12 @@ the best epoch, whose weights the run keeps; the lower panel is the learning rat
 {_figure(out / 'pr_curves.png', 'precision-recall curves')}
 <p class="note">Each class against the rest, sweeping a threshold on its probability. AP is the area under the
 step curve; mAP = {_fmt(m['map'])} is its mean over classes. ROC-AUC (macro, one-vs-rest) = {_fmt(m['roc_auc'])}.
-When the classes differ only near the top-right corner, a close-up of that region (the dashed box) is drawn
-beside the full view.</p>
+{pr_note}</p>
 <h2 id="calibration">Calibration</h2>
 <div class="side">{_figure(out / 'reliability.png', 'reliability diagram')}
 <p class="note">Images binned by confidence (their top probability). A calibrated model is right 80% of the time
 when it says 80%: bars on the diagonal. Expected calibration error ECE = {_fmt(m['ece'])} (bin-size weighted mean
-gap), worst bin MCE = {_fmt(m['mce'])}.</p></div>
+gap), worst bin MCE = {_fmt(m['mce'])}{mce_note}.</p></div>
 <h2 id="losses">Top losses</h2>
 <p class="note">The images with the highest loss &minus;log p(true class): the most confidently wrong first.</p>
 {_figure(out / 'top_losses.png', 'top losses')}
