@@ -123,3 +123,15 @@ def test_the_training_loop_feeds_the_bar_its_real_losses():
     row_loss = trainer.state.history[0]["train_loss"]
     assert shown_losses([last])[-1] == pytest.approx(row_loss, abs=1e-4)
     assert int(re.search(r"([\d,]+) img/s", last).group(1).replace(",", "")) > 0
+
+
+def test_long_header_lines_wrap_under_their_column_in_a_terminal_and_stay_whole_in_the_log():
+    logged: list[str] = []
+    out = io.StringIO()
+    r = Reporter(log=logged.append, console=Console(file=out, force_terminal=True, width=100, soft_wrap=True))
+    long = "                (no flips: " + "a probe tells the images from their mirror images, " * 4 + "so no flips)"
+    r.print(long)
+    shown = out.getvalue().splitlines()
+    assert len(shown) > 1 and all(len(ln) <= 100 for ln in shown)
+    assert all(ln.startswith(" " * 16) and not ln.startswith(" " * 17) for ln in shown)  # under the value column
+    assert logged == [long]  # log.txt keeps the line whole

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -50,6 +51,10 @@ class Reporter:
         if self.log is not None:
             self.log(text)
         if self.enabled:
+            if self.console.is_terminal and len(text) > self.console.width and text.startswith("  "):
+                # The header's long lines (an option's origin, the augmentation's reason) wrap under their
+                # value column in a terminal instead of at column 0; log.txt keeps each as one line.
+                text = textwrap.fill(text, self.console.width, subsequent_indent=" " * 16, break_on_hyphens=False)
             try:
                 self.console.print(text, style=style, markup=False, highlight=False)
             except BrokenPipeError:
