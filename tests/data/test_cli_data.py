@@ -22,6 +22,20 @@ def test_datasets_lists_names_shapes_splits_and_where_the_files_are(tmp_path, ca
     assert "stl10" in lines and "svhn" in lines and "kmnist" in lines and "fashion-mnist" in lines
 
 
+def test_datasets_at_100_columns_shows_paths_whole_and_relative_to_the_root(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["datasets", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.count("│") > 3]
+    assert all(len(line) <= 100 for line in table)
+    lines = {line.split("│")[1].strip(): line for line in table}
+    # each folder whole on its row (not folded into "cifar-1" + "0-batches-py"), relative to the root
+    assert "cifar-10-batches-py/" in lines["cifar10"] and "cifar-100-python/" in lines["cifar100"]
+    assert "MNIST/raw/" in lines["mnist"] and "train_32x32.mat" in lines["svhn"]
+    assert out.count(str(tmp_path)) == 1 and "relative to the data root" in out
+    assert "…" not in out
+
+
 def test_show_batch_writes_a_labelled_grid(tmp_path, capsys, fx):
     assert "show_batch" in COMMAND_MODULES
     out = tmp_path / "batch.png"

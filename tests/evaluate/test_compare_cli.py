@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from cnnkit.cli import main
@@ -30,6 +31,7 @@ def test_compare_three_runs_writes_table_and_both_scatter_plots(trained_run, sho
         assert int(r["params"]) == summary["params"], name
         assert int(r["macs"]) > 0 and 0 < float(r["acc"]) <= 1
         assert float(r["train_seconds"]) == summary["timing"]["train_seconds"]
+        assert int(r["n"]) == summary["test"]["n"] > 0  # the test-set size the plots state
     # LeNet-5 does more work per image than LeNet-1; a linear model is one layer of C*H*W x 10 MACs.
     assert int(rows["lenet5-digits"]["macs"]) > int(rows["lenet1-digits"]["macs"])
     c, h, w = json.loads((Path(rows["linear-digits"]["run"]) / "best.json").read_text())["input_size"]
@@ -37,6 +39,61 @@ def test_compare_three_runs_writes_table_and_both_scatter_plots(trained_run, sho
     for png in ("acc_vs_macs.png", "acc_vs_params.png"):
         assert (out / png).read_bytes().startswith(b"\x89PNG")
     assert "lenet1-digits" in stdout
+
+
+@pytest.mark.parametrize("columns", [100, 60])
+def test_compare_in_a_narrow_terminal_keeps_every_number_whole(trained_run, short_runs, tmp_path, capsys,
+                                                               monkeypatch, columns):  # fmt: skip
+    import re
+    import sys
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal: the table fits its width
+    out = tmp_path / "cmp"
+    code, stdout, err = run_cli(capsys, "compare", str(trained_run), *map(str, short_runs), "-o", str(out))
+    assert code == 0, err
+    stdout = re.sub(r"\x1b\[[0-9;]*m", "", stdout)  # the terminal's colour codes
+    table = [line for line in stdout.splitlines() if line.count("│") > 3]
+    assert table and all(len(line) <= columns for line in table) and "…" not in stdout
+    with open(out / "compare.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            for key in ("params", "macs"):
+                assert f" {int(r[key]):,} │" in stdout, (key, r[key])
+            assert f" {float(r['acc']):.2%} │" in stdout
+    # the lowest-value column ("from") went first and is said once under the table instead
+    assert "eval/test/metrics.json" not in "".join(table) and "accuracy from " in stdout
+    if columns == 60:
+        assert "left out to fit 60 columns" in stdout and "compare.csv" in stdout
+
+
+def test_compare_plot_joins_labels_of_coinciding_runs_and_sizes_markers_visibly():
+    import matplotlib.pyplot as plt
+
+    from cnnkit.evaluate.compare import _images_note
+    from cnnkit.evaluate.plots import _label_points, _param_area
+
+    # 61k and 269k parameters: marker areas must differ visibly (an absolute log scale gave 132 vs 145)
+    area = _param_area([61_706, 269_434])
+    assert area(269_434) / area(61_706) > 2
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    pts = [(416_520, 24.07, "demo", area(61_706)), (416_520, 24.07, "recipe", area(61_706)),
+           (40_637_056, 10.37, "b", area(269_434)), (40_637_056, 10.74, "near", area(269_434)),
+           (40_637_056, 11.11, "nearer-with-a-long-name", area(269_434))]  # fmt: skip
+    for x, y, _, s in pts:
+        ax.scatter(x, y, s=s)
+    ax.set_xscale("log")
+    ax.set_xlim(2e5, 1.2e8)
+    fig.tight_layout()
+    _label_points(ax, pts)
+    texts = list(ax.texts)
+    assert sorted(t.get_text() for t in texts) == ["b", "demo, recipe", "near", "nearer-with-a-long-name"]
+    r = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(r) for t in texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    frame = ax.get_window_extent(r)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in boxes)
+    plt.close(fig)
+    assert _images_note([{"n": 270}, {"n": 270}], "test") == "\n270 test images: one image = 0.37 accuracy points"
 
 
 def test_compare_missing_run_is_a_clear_error(tmp_path, capsys):

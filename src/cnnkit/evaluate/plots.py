@@ -216,28 +216,94 @@ def plot_top_losses(images: Any, rows: list[dict[str, Any]], path: str | Path, t
 
 
 def plot_accuracy_vs(rows: list[dict[str, Any]], x_key: str, path: str | Path, xlabel: str, title: str) -> Path:
-    """Scatter of top-1 accuracy against a cost (MACs or parameters), one labelled point per run."""
+    """Scatter of top-1 accuracy against a cost (MACs or parameters), one labelled point per run.
+
+    Marker area is linear in log10(parameters) over the plotted range (a size legend states the
+    scale); runs at the same spot share one label ("demo, recipe") instead of printing over each other.
+    """
     import numpy as np
 
     pts = [r for r in rows if r.get(x_key) and r.get("acc") is not None and not np.isnan(r["acc"])]
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     cmap = plt.get_cmap("tab10")
     models = sorted({r["model"] for r in pts})
-    for r in pts:
+    area = _param_area([r.get("params") or 1 for r in pts])
+    for r in sorted(pts, key=lambda r: -area(r.get("params") or 1)):  # small markers drawn over big ones
         c = cmap(models.index(r["model"]) % 10)
-        # Marker area grows with the parameter count, like the lectures' accuracy-per-parameter chart.
-        size = 30 + 170 * (np.log10(max(r.get("params") or 1, 1)) / 8)
-        ax.scatter(r[x_key], 100 * r["acc"], s=size, color=c, edgecolor="black", zorder=3)
-        ax.annotate(r["name"], (r[x_key], 100 * r["acc"]), textcoords="offset points", xytext=(6, 5), fontsize=8)
-    for m in models:  # one legend entry per model
-        ax.scatter([], [], color=cmap(models.index(m) % 10), edgecolor="black", label=m)
+        ax.scatter(r[x_key], 100 * r["acc"], s=area(r.get("params") or 1), color=c, edgecolor="black", zorder=3)
     if pts:
         ax.set_xscale("log")
         lo, hi = min(r[x_key] for r in pts), max(r[x_key] for r in pts)
         ax.set_xlim(lo / 2, hi * 3)  # room for the labels right of the points
         ax.margins(y=0.12)
-        ax.legend(title="model", fontsize=8)
+        handles = [ax.scatter([], [], color=cmap(i % 10), edgecolor="black", label=m) for i, m in enumerate(models)]
+        # Both legends right of the axes: inside, they covered points and labels.
+        first = ax.legend(handles=handles, title="model", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.add_artist(first)  # a second legend (sizes) would otherwise replace it
+        sizes = sorted({min(r.get("params") or 1 for r in pts), max(r.get("params") or 1 for r in pts)})
+        ax.legend(handles=[ax.scatter([], [], s=area(n), color="lightgrey", edgecolor="black", label=_short_count(n))
+                           for n in sizes], title="parameters\n(area ∝ log)", fontsize=8, title_fontsize=8,
+                  loc="lower left", bbox_to_anchor=(1.01, 0), labelspacing=1.3, borderpad=0.9)  # fmt: skip
     ax.set(xlabel=xlabel + " (log scale)", ylabel="top-1 accuracy (%)", title=title)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
+    _label_points(ax, [(r[x_key], 100 * r["acc"], str(r["name"]), area(r.get("params") or 1)) for r in pts])
     return _save(fig, path)
+
+
+def _param_area(params: list[int]) -> Any:
+    """Marker area (points^2) linear in log10(parameters), spread over at least one decade.
+
+    An absolute log scale would draw 61k and 269k parameters nearly alike; mapping the plotted
+    range onto 40..400 makes them visibly differ without a 25M-parameter model filling the chart.
+    """
+    import math
+
+    logs = [math.log10(max(n, 1)) for n in params] or [0.0]
+    mid, half = (min(logs) + max(logs)) / 2, max((max(logs) - min(logs)) / 2, 0.5)
+    return lambda n: 40 + 360 * (math.log10(max(n, 1)) - (mid - half)) / (2 * half)
+
+
+def _short_count(n: int) -> str:
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else str(n)
+
+
+def _label_points(ax: Any, pts: list[tuple[float, float, str, float]]) -> None:
+    """Name each (x, y, name, marker area) point; points within a few pixels share one label.
+
+    Labels overlap neither each other nor the markers, and stay inside the axes where they can.
+
+    Hand-written rather than adjustText (not a dependency): a comparison has a handful of runs,
+    so merging coincident points and nudging each label to a free spot beside its marker is enough.
+    """
+    from matplotlib.transforms import Bbox
+
+    to_px = ax.transData.transform
+    px_per_pt = ax.figure.dpi / 72
+    groups: list[list[Any]] = []  # [pixel position, names, largest marker radius in points]
+    for x, y, name, s in sorted(pts, key=lambda p: (-p[1], p[0], p[2])):  # top to bottom, then left to right
+        xy, r = to_px((x, y)), s**0.5 / 2  # scatter's s is the marker's diameter squared, in points
+        near = next((g for g in groups if abs(g[0] - xy).max() <= 6), None)  # 6 px: the markers cover each other
+        if near is None:
+            groups.append([xy, [name], r])
+        else:
+            near[1].append(name)
+            near[2] = max(near[2], r)
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed = [Bbox.from_extents(*(xy - r * px_per_pt), *(xy + r * px_per_pt)) for xy, _, r in groups]
+    for xy, names, r in groups:
+        x, y = ax.transData.inverted().transform(xy)
+        t = ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(r + 3, 0), fontsize=8,
+                        va="center", zorder=4)  # fmt: skip
+        # Right of the point, else left of it; then a line higher or lower, further each time, until it is
+        # clear of the other labels and markers and inside the frame.
+        lines = (0, *(k * d for k in range(1, 16) for d in (1, -1)))
+        for dy, side in ((10 * k, side) for k in lines for side in (1, -1)):
+            t.set_position(((r + 3) * side, dy))
+            t.set_horizontalalignment("left" if side > 0 else "right")
+            box = t.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(b) for b in placed):
+                break
+        placed.append(box)
