@@ -95,6 +95,16 @@ def dataset_folder(name: str, root: Path) -> Path:
     return write_mnist5k_folder(root / name) if name == "mnist5k" else write_digits_folder(root / name)
 
 
+def add_data_options(ap: argparse.ArgumentParser) -> None:
+    """``--data DIR`` or ``--dataset NAME``: the folder the benchmarks train on (peers.py and recipe.py)."""
+    ap.add_argument(
+        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (instead of --dataset)"
+    )
+    ap.add_argument(
+        "--dataset", choices=DATASETS, default="mnist5k", help="the data at hand to write as a folder"
+    )
+
+
 # ----------------------------------------------------------------------------- the peers
 class ExamplesNet(nn.Module):
     """pytorch/examples mnist/main.py ``Net`` (for 28x28 inputs)."""
@@ -211,12 +221,7 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (instead of --dataset)"
-    )
-    ap.add_argument(
-        "--dataset", choices=DATASETS, default="mnist5k", help="the data at hand to write as a folder"
-    )
+    add_data_options(ap)
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 epochs each")
     ap.add_argument(
         "--seeds", type=int, default=1, help="train every run with seeds 0..N-1 and compare medians"

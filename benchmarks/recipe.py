@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from peers import DATASETS, dataset_folder
+from peers import add_data_options, dataset_folder
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -70,12 +70,7 @@ def first(curve: list[tuple[float, float]], target: float) -> tuple[int | None, 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--data", type=Path, help="folder with train/ val/ test/ class subfolders (instead of --dataset)"
-    )
-    ap.add_argument(
-        "--dataset", choices=DATASETS, default="mnist5k", help="the data at hand to write as a folder"
-    )
+    add_data_options(ap)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--quick", action="store_true")
