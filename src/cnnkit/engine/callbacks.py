@@ -154,7 +154,7 @@ class ProgressPrinter(Callback):
             # The metric the loop compared after that epoch (Trainer._fit): validation, else training loss.
             key = ("val_loss" if trainer.monitor_min else "val_acc") if row.get("val_loss", "") != "" else "train_loss"
             value = float(row[key])
-            improved = best is None or (value < best if trainer.monitor_min else value > best)
+            improved = trainer.better(value, best)
             best = value if improved else best
             self.reporter.row(row, best=improved)
 

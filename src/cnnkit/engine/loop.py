@@ -209,8 +209,15 @@ class Trainer:
         return compile_net(net) if self.compile else net
 
     def _improved(self, value: float) -> bool:
-        b = self.state.best_metric
-        return b is None or (value < b if self.monitor_min else value > b)
+        return self.better(value, self.state.best_metric)
+
+    def better(self, value: float, than: float | None) -> bool:
+        """Whether ``value`` of the monitored metric beats ``than`` (None: nothing to beat yet)."""
+        return than is None or (value < than if self.monitor_min else value > than)
+
+    def epoch_start_lr(self, epoch: int) -> float:
+        """The (first group's) learning rate the schedule gives the first step of ``epoch`` (0-based)."""
+        return self.schedule.factor(epoch * len(self.train_loader)) * self.schedule.base[0]
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything resuming needs; callbacks add their own keys (``on_checkpoint_save``)."""
@@ -398,7 +405,7 @@ class Trainer:
             epoch = s.epoch
             self.model.train()
             self.fire("on_epoch_start", epoch)
-            lr = self.schedule.factor(epoch * len(self.train_loader)) * self.schedule.base[0]
+            lr = self.epoch_start_lr(epoch)
             t0 = time.perf_counter()
             tr = self.train_one_epoch(epoch)
             val = self.evaluate(self.data.val) if len(self.data.val) else None

@@ -328,8 +328,7 @@ def _train_locked(
                        f"{final_path.parent}")  # fmt: skip
     if resume is not None:
         done = trainer.state.epoch
-        start_lr = trainer.schedule.factor(done * len(trainer.train_loader)) * trainer.schedule.base[0]
-        for line in resume_lines(run.path, done, cfg, before, start_lr):
+        for line in resume_lines(run.path, done, cfg, before, trainer.epoch_start_lr(done)):
             reporter.print(line)
     else:
         n, nt = count_params(model), count_params(model, trainable_only=True)
