@@ -59,7 +59,13 @@ def run(args: argparse.Namespace) -> int:
         # The training options `cnnkit train` sets for this model unless given (see TrainConfig auto fields).
         cells = [n, e.family, params, "x".join(map(str, e.default_input)), as_flags(e.recipe) or "-"]
         t.add_row(*map(escape, cells), *((escape(plain(e.description)),) if show_desc else ()))
-    Console(width=width).print(t)
+    console = Console(width=width)
+    if sys.stdout.isatty():
+        console.print(t)
+    else:  # piped: rich pads every line to the full width; a file or `grep` gets the text without it
+        with console.capture() as cap:
+            console.print(t)
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
     if not show_desc:
         print(f"(descriptions are shown at 110 columns or more; this terminal has {width})")
     return 0
