@@ -102,6 +102,25 @@ def test_output_into_a_closed_pipe_ends_quietly(argv, monkeypatch, capsys):
     assert "Traceback" not in err and "error" not in err, err
 
 
+
+def test_piped_model_list_has_no_padding(capsys):
+    """`cnnkit models > file`: lines end at their text, not padded with spaces to the table width."""
+    assert main(["models", "--no-params"]) == 0  # under pytest stdout is not a terminal
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 20 and lines[0].startswith("name")
+    assert not [line for line in lines if line.endswith(" ")]
+
+
+def test_every_command_that_takes_tta_takes_the_same_view_sets():
+    """What `train --tta` records (flip+shift) can be reproduced by `eval` and `predict`; crops only there."""
+    from cnnkit.config import TTA, TTA_MODES
+
+    parser = build_parser()
+    for mode in TTA_MODES:
+        assert parser.parse_args(["eval", "RUN", "--tta", mode]).tta == mode
+        assert parser.parse_args(["predict", "RUN", "x.png", "--tta", mode]).tta == mode
+    assert set(TTA) - {"none"} <= set(TTA_MODES)
+
 @pytest.mark.slow
 def test_closed_pipe_in_a_real_shell_pipeline(tmp_path):
     """`cnnkit summary vgg16 | head -1`: the real thing, exit status and stderr as a shell sees them."""
