@@ -29,7 +29,11 @@ SCHEDULERS = registries.SCHEDULES
 LOSSES = registries.LOSSES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TRISTATE = ("auto", "on", "off")
-TTA = ("none", "flip", "flip+shift")  # test-time views for the final test score (cnnkit.data.views)
+# Test-time view sets (cnnkit.data.views makes them): `eval` and `predict` take any; training scores its
+# final test split with the first two (AlexNet's crops need the uint8 images, which the training loader
+# has already normalised).
+TTA_MODES = ("flip", "flip+shift", "crops")
+TTA = ("none", *TTA_MODES[:2])
 MONITOR = ("val_loss", "val_acc")
 
 

@@ -47,7 +47,7 @@ def test_ten_crops_are_corners_centre_and_mirrors_of_a_larger_image(run_and_imag
     assert len({v.float().sum().item() for v in views[:5]}) > 1  # the crops really differ
 
 
-@pytest.mark.parametrize("mode", ["flip", "crops"])
+@pytest.mark.parametrize("mode", ["flip", "flip+shift", "crops"])
 def test_tta_probabilities_are_the_mean_over_the_views(run_and_images, mode):
     run, x = run_and_images
     got = predict_probs(run, x, tta=mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..config import TTA_MODES
 from ._args import add_command, add_device, add_json, add_run
 
 
@@ -16,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run(p)
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
     p.add_argument("--data", help="evaluate on another dataset with the same classes")
-    p.add_argument("--tta", choices=("flip", "crops"), help="test-time augmentation: average over mirror images "
-                   "(flip) or AlexNet's ten crops (crops)")  # fmt: skip
+    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation: average over mirror images (flip), "
+                   "mirror images shifted by one pixel (flip+shift, 6 views: what `train --tta` scores) or "
+                   "AlexNet's ten crops (crops)")  # fmt: skip
     p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR", default=[],
                    help="more runs whose probabilities are averaged with RUN_DIR's (same classes)")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="skip report.html")

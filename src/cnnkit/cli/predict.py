@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import TTA_MODES
 from ._args import add_device, add_run, int_in
 
 
@@ -16,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", metavar="IMAGE_OR_DIR", nargs="+")
     p.add_argument("--topk", type=int_in(1, 10_000), default=5,
                    help="how many classes to show (default 5; at most the model's number of classes)")  # fmt: skip
-    p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "crops"),
-                   help="average over test-time views: flip (default when given) or crops (AlexNet's ten)")  # fmt: skip
+    p.add_argument("--tta", nargs="?", const="flip", choices=TTA_MODES,
+                   help="average over test-time views: flip (default when given), flip+shift (6 views) or crops "
+                   "(AlexNet's ten)")  # fmt: skip
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="print CSV: path, class_1, prob_1, ..., error")

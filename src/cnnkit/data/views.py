@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import torch
 
+from ..config import TTA_MODES
 from ..errors import ConfigError
 from .transforms import resize_uint8
 
-TTA_MODES = ("flip", "flip+shift", "crops")
+__all__ = ["CROP_SCALE", "TTA_MODES", "shift", "tta_views", "view_count"]  # TTA_MODES: config's, named here too
 CROP_SCALE = 256 / 224  # AlexNet's ratio of the resized image to the crop
 
 

@@ -39,7 +39,7 @@ def predict_files(
 ) -> list[Prediction]:
     """Top-k classes for each image file; unreadable files get an ``error`` instead of stopping the batch.
 
-    Folders are searched recursively. ``tta`` (``"flip"`` or ``"crops"``) averages the probabilities
+    Folders are searched recursively. ``tta`` (``"flip"``, ``"flip+shift"`` or ``"crops"``) averages the probabilities
     over test-time views, as ``cnnkit eval --tta`` does.
     """
     files = collect_images(paths)

@@ -175,7 +175,7 @@ def evaluate_run(
     access, ``to_dict()``/``to_frame()`` and a notebook display. ``device`` defaults to the CPU for a
     run folder and to where a loaded run's model already is.
 
-    ``tta`` is ``None``, ``"flip"`` or ``"crops"`` (see :func:`~cnnkit.evaluate.tta.tta_views`);
+    ``tta`` is ``None``, ``"flip"``, ``"flip+shift"`` or ``"crops"`` (see :func:`~cnnkit.evaluate.tta.tta_views`);
     ``ensemble`` lists more run folders whose probabilities are averaged with this run's (they must
     predict the same classes). With ``write`` the metrics, CSVs, figures and (with ``report``)
     ``report.html`` go to ``RUN_DIR/eval/<split>[-variant]/``; ``metrics["out_dir"]`` says where.
