@@ -90,3 +90,24 @@ def test_a_diverged_epoch_does_not_break_the_log_axis(bad):
     assert _axes(fig)[0].get_yscale() == "log" and best_epoch_of(_rows([1.0, 0.5, bad, 0.4])) == 4
     fig.canvas.draw()  # renders without error
     plt.close(fig)
+
+
+def test_the_legend_says_what_the_training_series_measured():
+    """Training loss above validation loss is normal with augmentation and label smoothing: the figure says why."""
+    from cnnkit.engine.curves import smoothing_floor, train_series_label
+
+    # Entropy of the smoothed targets: 0.91 on the true class and 0.01 on each of the nine others.
+    assert smoothing_floor(0.1, 10) == pytest.approx(-(0.91 * math.log(0.91) + 9 * 0.01 * math.log(0.01)))
+    assert smoothing_floor(0.0, 10) == 0.0
+    assert train_series_label("translate=2,flip", 0.1) == "train (augmented, label smoothing 0.1)"
+    assert train_series_label("none", 0.0) == "train"
+    label = train_series_label("translate=2", 0.1)
+    fig = curves_figure(_rows([1.0, 0.4, 0.2], train_loss=[1.5, 0.8, 0.6]), train_label=label,
+                        train_floor=smoothing_floor(0.1, 10))  # fmt: skip
+    loss, acc, _lr = _axes(fig)
+    for ax in (loss, acc):
+        assert label in ax.get_legend_handles_labels()[1]
+    floor = [ln for ln in loss.get_lines() if ln.get_linestyle() == ":"]
+    assert len(floor) == 1 and floor[0].get_ydata()[0] == pytest.approx(0.5003, abs=1e-4)
+    assert "lowest possible train loss (0.50)" in loss.get_legend_handles_labels()[1]
+    plt.close(fig)

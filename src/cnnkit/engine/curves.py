@@ -3,6 +3,11 @@
 The loss axis is logarithmic: one early spike (or the first epochs' 2.3) must not flatten every
 later epoch into a line at zero. A dashed line marks the epoch the run keeps as best (per its
 monitor), and a panel underneath shows the learning rate that each epoch started with.
+
+The training numbers come from augmented images and (with label smoothing) a smoothed loss, the
+validation numbers from plain images and the plain loss, so training loss above validation loss is
+normal, not a bug: the legend says what the training series measured, and a dotted line marks the
+lowest training loss label smoothing allows.
 """
 
 from __future__ import annotations
@@ -62,8 +67,27 @@ def best_epoch_of(rows: list[dict[str, Any]], monitor: str = "val_loss") -> int 
     return best
 
 
+def smoothing_floor(label_smoothing: float, num_classes: int) -> float:
+    """The lowest cross-entropy a model can reach against label-smoothed targets: their entropy
+    (0.50 for smoothing 0.1 over 10 classes), reached when it predicts exactly the smoothed targets."""
+    eps, k = label_smoothing, num_classes
+    if eps <= 0 or k < 2:
+        return 0.0
+    top, rest = 1 - eps + eps / k, eps / k
+    return -(top * math.log(top) + (k - 1) * rest * math.log(rest))
+
+
+def train_series_label(augment: str | None, label_smoothing: float) -> str:
+    """The legend entry of the training series: what its numbers were measured on."""
+    parts = [] if augment in (None, "", "none") else ["augmented"]
+    if label_smoothing > 0:
+        parts.append(f"label smoothing {label_smoothing:g}")
+    return f"train ({', '.join(parts)})" if parts else "train"
+
+
 def curves_figure(rows: list[dict[str, Any]], title: str = "", best_epoch: int | None = None,
-                  monitor: str = "val_loss") -> plt.Figure:  # fmt: skip
+                  monitor: str = "val_loss", train_label: str = "train",
+                  train_floor: float | None = None) -> plt.Figure:  # fmt: skip
     """The figure of :func:`plot_curves` (loss on a log axis, accuracy, learning rate), unsaved."""
     ep = [int(r["epoch"]) for r in rows]
     if best_epoch is None:
@@ -75,7 +99,7 @@ def curves_figure(rows: list[dict[str, Any]], title: str = "", best_epoch: int |
         grid = fig.add_gridspec(2 if show_lr else 1, 2, height_ratios=[3, 1.35] if show_lr else [1])
         a_loss = fig.add_subplot(grid[0, 0])
         a_acc = fig.add_subplot(grid[0, 1], sharex=a_loss)
-        series = (("train", "o-", "train_loss", "train_acc"), ("validation", "s-", "val_loss", "val_acc"))
+        series = ((train_label, "o-", "train_loss", "train_acc"), ("validation", "s-", "val_loss", "val_acc"))
         for label, style, lk, ak in series:
             loss, acc = _col(rows, lk), _col(rows, ak)
             if _has(loss):
@@ -86,6 +110,9 @@ def curves_figure(rows: list[dict[str, Any]], title: str = "", best_epoch: int |
             # Log scale: late epochs (0.01 vs 0.02) differ as much as early ones (1 vs 2).
             a_loss.set_yscale("log", nonpositive="mask")
             _plain_log_labels(a_loss, _col(rows, "train_loss") + _col(rows, "val_loss"))
+        if train_floor and _has(_col(rows, "train_loss")):
+            a_loss.axhline(train_floor, color="#1f77b4", ls=":", lw=1.2, zorder=0,
+                           label=f"lowest possible train loss ({train_floor:.2f})")  # fmt: skip
         a_loss.set(ylabel="loss (log scale)", title="Loss")
         a_acc.set(ylabel="accuracy (%)", title="Accuracy")
         axes = [a_loss, a_acc]
@@ -134,14 +161,16 @@ def curves_figure(rows: list[dict[str, Any]], title: str = "", best_epoch: int |
 
 
 def plot_curves(rows: list[dict[str, Any]], path: str | Path, title: str = "", best_epoch: int | None = None,
-                monitor: str = "val_loss") -> Path:  # fmt: skip
+                monitor: str = "val_loss", train_label: str = "train", train_floor: float | None = None) -> Path:  # fmt: skip
     """Loss (log axis), accuracy and learning rate per epoch with the best epoch marked; saved as PNG.
 
-    ``best_epoch`` defaults to the one the training loop keeps for ``monitor`` (:func:`best_epoch_of`).
+    ``best_epoch`` defaults to the one the training loop keeps for ``monitor`` (:func:`best_epoch_of`);
+    ``train_label`` (:func:`train_series_label`) and ``train_floor`` (:func:`smoothing_floor`) say what
+    the training series measured.
     """
     from ..io import atomic_write
 
-    fig = curves_figure(rows, title, best_epoch, monitor)
+    fig = curves_figure(rows, title, best_epoch, monitor, train_label, train_floor)
     # No "Software" text chunk: the report embeds the PNG and names no foreign URL.
     atomic_write(path, lambda p: fig.savefig(p, format="png", metadata={"Software": None}))
     plt.close(fig)

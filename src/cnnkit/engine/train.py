@@ -400,7 +400,7 @@ def _train_locked(
     }
     if main:
         run.write_summary(summary)
-        _plot_curves(run, state.history, state.best_epoch, cfg.monitor)
+        _plot_curves(run, state.history, state.best_epoch, cfg, data.num_classes)
         if test:
             top5 = f"top-5 {test['top5']:.2%}, " if data.num_classes > 5 and "top5" in test else ""
             reporter.print(
@@ -442,8 +442,11 @@ def _write_skipped(run: RunDir, data: DatasetSplits) -> None:
     atomic_write_text(run.path / "skipped_files.txt", "".join(f"{s['path']}\t{s['reason']}\n" for s in skipped))
 
 
-def _plot_curves(run: RunDir, history: list[dict[str, Any]], best_epoch: int, monitor: str) -> None:
-    from .curves import plot_curves
+def _plot_curves(run: RunDir, history: list[dict[str, Any]], best_epoch: int, cfg: TrainConfig, classes: int) -> None:
+    from .curves import plot_curves, smoothing_floor, train_series_label
 
     if history:
-        plot_curves(history, run.curves, title=run.path.name, best_epoch=best_epoch or None, monitor=monitor)
+        # The floor is cross-entropy's; other losses (hinge, squared error) smooth differently or not at all.
+        floor = smoothing_floor(cfg.label_smoothing, classes) if cfg.loss == "cross_entropy" else None
+        plot_curves(history, run.curves, title=run.path.name, best_epoch=best_epoch or None, monitor=cfg.monitor,
+                    train_label=train_series_label(cfg.augment, cfg.label_smoothing), train_floor=floor)  # fmt: skip
