@@ -26,3 +26,11 @@ class TestEveryEpoch(Callback):
         self.clock += row["time_s"]
         self.curve.append((self.clock, trainer.evaluate(trainer.data.test)["acc"]))
         self.trainer = trainer
+
+
+def first_at(curve: list[tuple[float, float]], target: float) -> tuple[int | None, float | None]:
+    """(epoch, training seconds) of the first epoch at or above ``target`` test accuracy; (None, None): never."""
+    for i, (t, acc) in enumerate(curve):
+        if acc >= target:
+            return i + 1, t
+    return None, None

@@ -33,6 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's helpers, also when imported by path
+from epoch_curve import TestEveryEpoch, first_at  # noqa: E402
+
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 AIRBENCH_AUGMENT = "translate=2,flip"
 
@@ -65,12 +68,7 @@ def device_info(device: str) -> str:
 
 def train_once(options: dict[str, Any], runs: Path, name: str) -> dict[str, Any]:
     """One run of the recipe; the plain test accuracy after each epoch (off the clock) and the final scores."""
-    import sys
-
     import cnnkit
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's helpers, also when imported by path
-    from epoch_curve import TestEveryEpoch
 
     tracker = TestEveryEpoch()
     res = cnnkit.train(model="airbench94", runs_dir=str(runs), name=name, callbacks=[tracker], quiet=True,
@@ -79,11 +77,6 @@ def train_once(options: dict[str, Any], runs: Path, name: str) -> dict[str, Any]
     curve = tracker.curve
     return {"curve": curve, "train_s": curve[-1][0] if curve else 0.0, "test_acc": test["acc"],
             "tta": test.get("tta"), "device": res.summary["device"]}  # fmt: skip
-
-
-def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
-    """Training seconds until the first epoch at or above ``target`` test accuracy (None: never)."""
-    return next((t for t, acc in curve if acc >= target), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             r = train_once({**options, "seed": seed}, runs_dir, f"run{seed}")
             r["wall_s"] = time.perf_counter() - t0
-            r["to_target_s"] = time_to(r["curve"], args.target)
+            r["to_target_s"] = first_at(r["curve"], args.target)[1]
             results.append(r)
     info = device_info(results[0]["device"])
     final = [r["tta"]["acc"] if r["tta"] else r["test_acc"] for r in results]

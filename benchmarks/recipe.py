@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from epoch_curve import first_at
 from peers import add_data_options, dataset_folder
 
 ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -61,13 +62,6 @@ def _test_probs(trainer):
     return torch.cat(out).cpu(), torch.cat(ys).cpu()
 
 
-def first(curve: list[tuple[float, float]], target: float) -> tuple[int | None, float | None]:
-    for i, (t, acc) in enumerate(curve):
-        if acc >= target:
-            return i + 1, t
-    return None, None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_options(ap)
@@ -86,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         data = args.data or dataset_folder(args.dataset, Path(tmp))
         for label, options in ROWS:
             runs = [one_run(data, Path(tmp) / "runs", s, epochs, options) for s in range(seeds)]
-            e97 = [first(r["curve"], 0.97) for r in runs]
-            e98 = [first(r["curve"], 0.98) for r in runs]
+            e97 = [first_at(r["curve"], 0.97) for r in runs]
+            e98 = [first_at(r["curve"], 0.98) for r in runs]
 
             def mean(xs: list[float | None]) -> float | None:
                 got = [x for x in xs if x is not None]
