@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnkit.config import TrainConfig
 from cnnkit.engine.losses import MulticlassHinge, SquaredError, build_loss
-from cnnkit.engine.optim import LRSchedule, build_optimizer, l1_penalty, param_groups
+from cnnkit.engine.optim import LRSchedule, build_optimizer, l1_penalty, load_optimizer_state, param_groups
 
 
 def test_hinge_matches_the_lecture_example():
@@ -45,6 +45,55 @@ def test_weight_decay_only_on_weights_and_lr_multipliers():
     assert l1_penalty(m.parameters()).item() == pytest.approx(
         sum(p.abs().sum().item() for p in m.parameters() if p.ndim > 1)
     )
+
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adagrad", "rmsprop"])
+def test_fused_kernels_on_the_cpu_make_the_same_steps(name):
+    """Where torch has a fused CPU kernel the optimiser uses it, and it moves the weights as the plain loop does."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    twin = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    twin.load_state_dict(m.state_dict())
+    cfg = TrainConfig(optimizer=name, lr=0.01, weight_decay=0.01)
+    opt = build_optimizer(m, cfg)
+    assert bool(opt.defaults.get("fused")) == (name != "rmsprop")
+    plain = build_optimizer(twin, cfg)
+    for g in plain.param_groups:
+        g["fused"] = None  # the same groups and settings, the default per-tensor loop
+    x = torch.randn(4, 1, 6, 6)
+    for _ in range(3):
+        for model, o in ((m, opt), (twin, plain)):
+            o.zero_grad()
+            model(x).square().sum().backward()
+            o.step()
+    for a, b in zip(m.parameters(), twin.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_fused_checkpoint_resumes_where_there_is_no_fused_kernel():
+    """Saved with the fused kernel (CPU), loaded where torch has none: the plain loop, and it steps."""
+    from cnnkit.engine import optim
+
+    m = nn.Linear(3, 2)
+    saved = build_optimizer(m, TrainConfig(optimizer="adamw"))
+    m(torch.randn(4, 3)).sum().backward()
+    saved.step()
+    state = saved.state_dict()
+    assert state["param_groups"][0]["fused"]
+    plain = optim._fused(torch.optim.AdamW, optim.param_groups(m, 0.0), devices=(), lr=1e-3)  # "no kernel here"
+    load_optimizer_state(plain, state)
+    assert not any(g["fused"] for g in plain.param_groups)
+    plain.step()  # the plain loop takes the fused run's state
+    fused = build_optimizer(m, TrainConfig(optimizer="adamw"))
+    load_optimizer_state(fused, state)
+    assert all(g["fused"] for g in fused.param_groups)
+
+
+def test_parameters_off_the_fused_devices_keep_the_plain_loop():
+    """torch checks a fused optimiser's device only at its first step: build_optimizer checks it up front."""
+    for name in ("sgd", "adamw", "adagrad"):
+        assert not build_optimizer(nn.Linear(3, 2, device="meta"), TrainConfig(optimizer=name)).defaults["fused"]
 
 
 def _lrs(**kw) -> list[float]:

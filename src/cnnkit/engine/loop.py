@@ -28,7 +28,7 @@ from .compiled import compile_net, first_compiled_step, use_compile
 from .device import amp_dtype, autocast, is_main_process, rank_and_world, use_channels_last
 from .header import batches_cap
 from .losses import build_loss
-from .optim import LRSchedule, build_optimizer, l1_penalty
+from .optim import LRSchedule, build_optimizer, l1_penalty, load_optimizer_state
 from .progress import Reporter
 
 
@@ -288,7 +288,7 @@ class Trainer:
                 p.requires_grad_(n in names)
             self.rebuild_optimizer()
         try:
-            self.optimizer.load_state_dict(ck["optimizer"])
+            load_optimizer_state(self.optimizer, ck["optimizer"])
             self.schedule.load_state_dict(ck["schedule"])
             self.scaler.load_state_dict(ck["scaler"])
             rng = ck["torch_rng"]

@@ -22,7 +22,7 @@ from ..config import TrainConfig
 from ..registries import OPTIMIZERS
 from .schedules import LRSchedule
 
-__all__ = ["LRSchedule", "build_optimizer", "l1_penalty", "param_groups", "register_optimizer"]
+__all__ = ["LRSchedule", "build_optimizer", "l1_penalty", "load_optimizer_state", "param_groups", "register_optimizer"]
 
 OptimizerBuilder = Callable[[list[dict[str, Any]], float, TrainConfig], torch.optim.Optimizer]
 
@@ -61,20 +61,51 @@ def register_optimizer(
     return OPTIMIZERS.register(name, help=help, default_lr=float(default_lr))
 
 
+def _fused(
+    cls: type[torch.optim.Optimizer], groups: list[dict[str, Any]], devices: tuple[str, ...] = ("cpu", "cuda"),
+    **options: Any,
+) -> torch.optim.Optimizer:
+    """``cls`` with PyTorch's fused kernel when every parameter is a float tensor on one of ``devices``.
+
+    The fused update is one kernel over all parameters instead of a few element-wise operations per
+    tensor: for LeNet-5 on the CPU, AdamW's step takes 0.29 ms instead of 0.65 ms, 8% of the whole
+    training step at batch 64. It is the same update. torch checks the device only at the first step,
+    so the check happens here (MPS, XPU and others keep the default loop, untested there).
+    """
+    params = [p for g in groups for p in g["params"]]
+    fuse = bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
+    return cls(groups, fused=True if fuse else None, **options)
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``opt.load_state_dict(state)``, keeping a plain loop where ``opt`` has one.
+
+    torch copies every group setting from the saved state, ``fused`` included: a run trained with the
+    fused kernel on the CPU and resumed where torch has none (MPS) would fail at its first step. A run
+    saved without it and resumed where it exists just keeps the plain loop (the same update).
+    """
+    fused_here = bool(opt.defaults.get("fused"))
+    opt.load_state_dict(state)
+    if not fused_here:
+        for group in opt.param_groups:
+            if group.get("fused"):
+                group["fused"] = None
+
+
 # Default rates: Adam-like steps are normalised per parameter, so SGD's 0.05 would be ~50x too large for them.
 @register_optimizer("sgd", default_lr=0.05, help="SGD with --momentum and --nesterov")
 def sgd(groups: list[dict[str, Any]], lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    return _fused(torch.optim.SGD, groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
 @register_optimizer("adam", default_lr=1e-3, help="Adam (weight decay as L2 in the gradient)")
 def adam(groups: list[dict[str, Any]], lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=lr)
+    return _fused(torch.optim.Adam, groups, lr=lr)
 
 
 @register_optimizer("adamw", default_lr=1e-3, help="AdamW (decoupled weight decay)")
 def adamw(groups: list[dict[str, Any]], lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(groups, lr=lr)
+    return _fused(torch.optim.AdamW, groups, lr=lr)
 
 
 # RMSprop as Hinton's lecture defines it: a running mean of squared gradients (decay alpha 0.99, torch's
@@ -88,7 +119,7 @@ def rmsprop(groups: list[dict[str, Any]], lr: float, cfg: TrainConfig) -> torch.
 # higher than Adam (1e-2, torch's default).
 @register_optimizer("adagrad", default_lr=1e-2, help="Adagrad: per-parameter steps that shrink")
 def adagrad(groups: list[dict[str, Any]], lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(groups, lr=lr)
+    return _fused(torch.optim.Adagrad, groups, ("cpu",), lr=lr)  # torch fuses Adagrad on the CPU only
 
 
 def build_optimizer(
