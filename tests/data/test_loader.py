@@ -114,3 +114,20 @@ def test_crop_and_flip_fast_path_equals_crop_then_flip():
     for i in range(32):
         ref = xp[i, :, dy[i] : dy[i] + 9, dx[i] : dx[i] + 11]
         assert torch.equal(out[i], ref.flip(-1) if flip[i] else ref)
+
+
+def test_geometric_field_equals_affine_grid_with_the_same_draws():
+    """The broadcast sampling field is F.affine_grid's (align_corners=False) for the same random draws."""
+    import math
+
+    x = torch.rand(8, 2, 13, 17)  # not square: rows and columns must not be swapped
+    out = Augment.from_spec("translate=2,rotate=30,scale=0.2,shear=10")(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    ang, sh, s, tx, ty = ((torch.rand(8, generator=g) * 2 - 1) for _ in range(5))
+    ang, sh, s = ang * math.radians(30), sh * math.radians(10), 1 + s * 0.2
+    tx, ty = tx * 2 * 2 / 17, ty * 2 * 2 / 13
+    cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+    theta = torch.stack([torch.stack([cos, -sin + torch.tan(sh) / s, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    ref = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.allclose(out, ref, atol=1e-5)

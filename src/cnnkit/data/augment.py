@@ -158,6 +158,7 @@ class Augment:
 
     def _geometric(self, x: torch.Tensor, rand) -> torch.Tensor:
         n, _, h, w = x.shape
+        dev = x.device
         ang = (rand(n) * 2 - 1) * math.radians(self.rotate)
         sh = (rand(n) * 2 - 1) * math.radians(self.shear)
         s = 1 + (rand(n) * 2 - 1) * self.scale
@@ -165,22 +166,28 @@ class Augment:
         tx = (rand(n) * 2 - 1) * self.translate * 2 / w
         ty = (rand(n) * 2 - 1) * self.translate * 2 / h
         cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
-        theta = torch.stack(
-            [torch.stack([cos, -sin + torch.tan(sh) / s, tx], 1), torch.stack([sin, cos, ty], 1)], 1
-        )
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # The sampling field (n x 2 x h x w) of the affine map [[cos, tan(sh)/s - sin, tx], [sin, cos, ty]]
+        # at the pixel centres, as F.affine_grid(align_corners=False) places them, built by broadcasting:
+        # one add over the batch instead of affine_grid's batched matrix product (half the augmentation's
+        # time on a CPU for 32 px images), and the elastic field is added in place.
+        a = torch.stack([cos, sin], 1).view(n, 2, 1, 1)
+        b = torch.stack([torch.tan(sh) / s - sin, cos], 1).view(n, 2, 1, 1)
+        t = torch.stack([tx, ty], 1).view(n, 2, 1, 1)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=dev).view(1, 1, 1, w)
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=dev).view(1, 1, h, 1)
+        field = a * xs + (b * ys + t)
         if self.elastic:
             # Smooth random displacement field (Simard et al. 2003), strength in pixels. Simard smooths a
             # per-pixel random field with a Gaussian; a coarse random grid (a control point every ~4 px)
             # upsampled bicubically gives the same kind of smooth field for a fraction of the cost
             # (a 1-channel separable blur of every field was slower than the LeNet-5 step it fed).
             gh, gw = max(2, -(-h // 4)), max(2, -(-w // 4))
-            rows, cols = _cubic_upsampler(gh, h, x.device), _cubic_upsampler(gw, w, x.device)
+            rows, cols = _cubic_upsampler(gh, h, dev), _cubic_upsampler(gw, w, dev)
             disp = rows @ (rand(n, 2, gh, gw) * 2 - 1) @ cols.T  # bicubic upsampling as two small matmuls
-            disp = disp / disp.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-            scale = torch.tensor([2 / w, 2 / h], device=x.device).view(1, 2, 1, 1) * self.elastic
-            grid = grid + (disp * scale).permute(0, 2, 3, 1)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            # Each field scaled to a peak of `elastic` pixels (in normalised units per axis).
+            k = torch.tensor([2 / w, 2 / h], device=dev).view(1, 2, 1, 1) * self.elastic
+            field.addcmul_(disp, k / disp.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-6))
+        return F.grid_sample(x, field.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _erase(self, x: torch.Tensor, rand) -> torch.Tensor:
         n, _, h, w = x.shape
