@@ -94,13 +94,14 @@ def test_a_diverged_epoch_does_not_break_the_log_axis(bad):
 
 def test_the_legend_says_what_the_training_series_measured():
     """Training loss above validation loss is normal with augmentation and label smoothing: the figure says why."""
-    from cnnkit.engine.curves import smoothing_floor, train_series_label
+    from cnnkit.engine.curves import smoothing_floor, train_series, train_series_label
 
     # Entropy of the smoothed targets: 0.91 on the true class and 0.01 on each of the nine others.
     assert smoothing_floor(0.1, 10) == pytest.approx(-(0.91 * math.log(0.91) + 9 * 0.01 * math.log(0.01)))
     assert smoothing_floor(0.0, 10) == 0.0
     assert train_series_label("translate=2,flip", 0.1) == "train (augmented, label smoothing 0.1)"
     assert train_series_label("none", 0.0) == "train"
+    assert train_series("none", 0.1, "hinge", 10)["train_floor"] is None  # the floor is cross-entropy's
     label = train_series_label("translate=2", 0.1)
     fig = curves_figure(_rows([1.0, 0.4, 0.2], train_loss=[1.5, 0.8, 0.6]), train_label=label,
                         train_floor=smoothing_floor(0.1, 10))  # fmt: skip

@@ -85,6 +85,13 @@ def train_series_label(augment: str | None, label_smoothing: float) -> str:
     return f"train ({', '.join(parts)})" if parts else "train"
 
 
+def train_series(augment: str | None, label_smoothing: float, loss: str, classes: int) -> dict[str, Any]:
+    """``train_label`` and ``train_floor`` for :func:`plot_curves` from a run's settings. The floor is
+    cross-entropy's; other losses (hinge, squared error) smooth differently or not at all."""
+    floor = smoothing_floor(label_smoothing, classes) if loss == "cross_entropy" else None
+    return {"train_label": train_series_label(augment, label_smoothing), "train_floor": floor}
+
+
 def curves_figure(rows: list[dict[str, Any]], title: str = "", best_epoch: int | None = None,
                   monitor: str = "val_loss", train_label: str = "train",
                   train_floor: float | None = None) -> plt.Figure:  # fmt: skip

@@ -443,10 +443,8 @@ def _write_skipped(run: RunDir, data: DatasetSplits) -> None:
 
 
 def _plot_curves(run: RunDir, history: list[dict[str, Any]], best_epoch: int, cfg: TrainConfig, classes: int) -> None:
-    from .curves import plot_curves, smoothing_floor, train_series_label
+    from .curves import plot_curves, train_series
 
     if history:
-        # The floor is cross-entropy's; other losses (hinge, squared error) smooth differently or not at all.
-        floor = smoothing_floor(cfg.label_smoothing, classes) if cfg.loss == "cross_entropy" else None
         plot_curves(history, run.curves, title=run.path.name, best_epoch=best_epoch or None, monitor=cfg.monitor,
-                    train_label=train_series_label(cfg.augment, cfg.label_smoothing), train_floor=floor)  # fmt: skip
+                    **train_series(cfg.augment, cfg.label_smoothing, cfg.loss, classes))  # fmt: skip
