@@ -27,7 +27,7 @@ if XDIST_WORKER:
     threadpool_limits(1)  # BLAS may already be loaded (NumPy), past reading the variables above
 
 # The thread count the README's and the tests' quoted numbers of the default run were computed with
-# ("as CI computes it": 2 threads, 98.52%, FGSM 66.67%, ECE 0.080). Floating-point reductions split
+# ("as CI computes it": 2 threads, 98.52%, FGSM 61.11%, ECE 0.073). Floating-point reductions split
 # differently on one thread and train different weights (98.89% there).
 README_THREADS = 2
 # At most this many workers by default: every worker builds the session fixtures it needs once.

@@ -20,26 +20,26 @@ def digits(trained_run):
 
 
 def test_fgsm_at_eps_0_1_costs_at_least_30_points_of_accuracy(digits):
-    """Measured on the test split (270 images): 98.5% clean -> 66.7% at eps = 0.1 (-32 points)."""
+    """Measured on the test split (270 images): 98.5% clean -> 61.1% at eps = 0.1 (-37 points)."""
     model, images, labels = digits
     curve = robustness_curve(model, images, labels, [0.0, 0.1], method="fgsm")
     clean, attacked = curve.accuracy
-    # README: "FGSM at eps = 0.1 takes LeNet-5 from 98.52% to 66.67% on digits" (seed 0), within ~1 point
+    # README: "FGSM at eps = 0.1 takes LeNet-5 from 98.52% to 61.11% on digits" (seed 0), within ~1 point
     # (3-4 of 270 images) for machines whose float rounding trains slightly different weights.
     assert clean == pytest.approx(0.9852, abs=0.011), curve
-    assert attacked == pytest.approx(0.667, abs=0.015), curve
+    assert attacked == pytest.approx(0.611, abs=0.015), curve
     assert clean - attacked >= 0.30, curve
 
 
 def test_targeted_pgd_reaches_the_target_class(digits):
-    """eps = 0.3 is Madry et al.'s MNIST budget; measured 93% of 100 images reach class (y + 1) mod 10. The perturbation stays inside the eps-ball and the pixels inside [0, 1]."""
+    """eps = 0.3 is Madry et al.'s MNIST budget; measured 96% of 100 images reach class (y + 1) mod 10. The perturbation stays inside the eps-ball and the pixels inside [0, 1]."""
     model, images, labels = digits
     x = images[:100].float() / 255
     target = (labels[:100] + 1) % 10
     adv = pgd(model, x, eps=0.3, target=target, steps=40)
     with torch.no_grad():
         hit = (model(adv).argmax(1) == target).float().mean().item()
-    assert hit == pytest.approx(0.93, abs=0.03), hit
+    assert hit == pytest.approx(0.96, abs=0.03), hit
     assert (adv - x).abs().max() <= 0.3 + 1e-6
     assert adv.min() >= 0 and adv.max() <= 1
 
