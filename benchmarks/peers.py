@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     for per_seed in runs.values():
         for r in per_seed:
             r["best"] = max(a for _, a in r["curve"])
-            r["to97"], r["to98"] = first_at(r["curve"], 0.97)[1], first_at(r["curve"], 0.98)[1]
+            (r["epoch97"], r["to97"]), (r["epoch98"], r["to98"]) = first_at(r["curve"], 0.97), first_at(r["curve"], 0.98)
     if args.json:
         print(json.dumps({"images": n, "threads": torch.get_num_threads(), "seeds": args.seeds, "results": runs},
                          indent=1))  # fmt: skip
@@ -266,12 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {data if args.data else DATASETS[args.dataset]}  ({n['train']} train, "
           f"{n['val']} val, {n['test']} test images), {torch.get_num_threads()} threads")  # fmt: skip
 
-    def fmt(t: float | None) -> str:
-        return "never" if t is None else f"{t:.2f} s"
+    def fmt(t: float | None, epoch: int | None) -> str:
+        return "never" if t is None else f"{t:.2f} s (ep {epoch})"
 
-    print(f"{'run':<18} {'epochs':>6} {'to 97% test':>12} {'to 98% test':>12} {'best test':>10}")
+    print(f"{'run':<18} {'epochs':>6} {'s/epoch':>8} {'to 97% test':>16} {'to 98% test':>16} {'best test':>10}")
     for name, r in results.items():
-        print(f"{name:<18} {len(r['curve']):>6} {fmt(r['to97']):>12} {fmt(r['to98']):>12} {r['best']:>10.2%}")
+        per_epoch = r["curve"][-1][0] / len(r["curve"])
+        print(f"{name:<18} {len(r['curve']):>6} {per_epoch:>8.3f} {fmt(r['to97'], r['epoch97']):>16} "
+              f"{fmt(r['to98'], r['epoch98']):>16} {r['best']:>10.2%}")  # fmt: skip
     ck = results.get("cnnkit")
     if ck:
         print(f"cnnkit: whole call {ck['wall_s']:.1f} s (folder decoding and setup {ck['load_s']:.1f} s); "
