@@ -119,6 +119,12 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _rank_of(pid: int) -> int:
+    """A torchrun worker's rank, from its environment (the order of the agent's children is not the ranks')."""
+    env = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    return int(env["RANK"])
+
+
 @pytest.mark.skipif(
     not Path("/proc/self/task").is_dir(), reason="finds worker processes through /proc (Linux)"
 )
@@ -141,7 +147,8 @@ def test_a_killed_process_ends_the_run_and_it_resumes_with_one(tmp_path):
             time.sleep(0.2)
         workers = _children(p.pid)
         assert len(workers) == 2, workers
-        os.kill(workers[-1], signal.SIGKILL)  # one rank dies mid-epoch, without a word
+        # Rank 1 dies mid-epoch, without a word; rank 0, whose logs are read below, survives it.
+        os.kill(next(w for w in workers if _rank_of(w) == 1), signal.SIGKILL)
         t0 = time.monotonic()
         out, _ = p.communicate(timeout=60)  # every other process ends within a bounded time
         ended = time.monotonic() - t0
