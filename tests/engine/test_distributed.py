@@ -164,7 +164,7 @@ def test_a_killed_process_ends_the_run_and_it_resumes_with_one(tmp_path):
         err0.read_text()
         + next(f for f in (tmp_path / "logs").rglob("stdout.log") if f.parent.name == "0").read_text()
     )
-    assert "error: another process of this distributed run" in ours, ours[-3000:]
+    assert "error: another process of this distributed run" in ours, f"rank 0's stderr: {err0.read_text()[-3000:]!r}; torchrun: {out[-2000:]!r}"
     assert "continue with: cnnkit train --resume" in ours
     assert "Traceback" not in ours, ours[-3000:]
     done = len(_rows(run))

@@ -184,12 +184,19 @@ def stop_on_sigterm() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough: the unwinding must not be cut short
         raise PeerStopped("another process of this distributed run failed or was killed (torchrun stopped the rest)")
 
     old = signal.signal(signal.SIGTERM, handler)
     try:
         yield
-    finally:
+    except BaseException:
+        # Training failed here or in a peer, and torchrun is about to stop this process. Its SIGTERM (the
+        # default action kills without a word) must not land before the error is printed and the run
+        # folder left in order: the process exits by itself, or torchrun kills it after its grace period.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise
+    else:
         signal.signal(signal.SIGTERM, old)
 
 
