@@ -173,3 +173,24 @@ def test_a_killed_process_ends_the_run_and_it_resumes_with_one(tmp_path):
     r = _run(_cnnkit("train", "--resume", str(run), "--epochs", str(done + 2), "--device", "cpu"), tmp_path)
     assert f"{done} epoch(s) done" in r.stdout
     assert len(_rows(run)) == done + 2
+
+
+def test_sigterm_stops_training_once_and_never_cuts_the_error_report(monkeypatch):
+    """torchrun's SIGTERM becomes PeerStopped; once training has failed, later SIGTERMs are ignored
+    until the process has printed its error (the default action would kill it without a word)."""
+    from cnnkit.engine import distributed
+
+    monkeypatch.setattr(distributed, "current", lambda: distributed.World(0, 2, 0, "gloo"))
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(distributed.PeerStopped), distributed.stop_on_sigterm():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler raises at the next bytecode
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # a second stop while the error is reported: ignored
+        signal.signal(signal.SIGTERM, before)
+        with distributed.stop_on_sigterm():  # a run that ends normally gets the old handler back
+            assert signal.getsignal(signal.SIGTERM) not in (before, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGTERM) == before
+    finally:
+        signal.signal(signal.SIGTERM, before)
