@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,21 @@ def trained_run(tmp_path_factory) -> Path:
 @pytest.fixture
 def runs_dir(tmp_path) -> str:
     return str(tmp_path / "runs")
+
+
+@pytest.fixture
+def http_dir(tmp_path) -> Iterator[tuple[Path, str]]:
+    """A local HTTP server on 127.0.0.1 serving a folder: (folder, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(served)))
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

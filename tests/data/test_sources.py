@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import tarfile
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -99,24 +96,6 @@ def test_damaged_file_is_named_with_expected_and_actual_md5(tmp_path, fx, monkey
 
 
 # ----------------------------------------------------------------------------- downloads
-@pytest.fixture
-def http_dir(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving a folder: (folder, base URL)."""
-    served = tmp_path / "served"
-    served.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(served)))
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
 def _cifar_archive(tmp_path, fx, monkeypatch, served):
     src = tmp_path / "src"
     written = fx.write_cifar(src)
