@@ -66,3 +66,28 @@ def test_measuring_leaves_the_trainer_as_it_was():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not trainer.optimizer.state  # no momentum left behind
     assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_a_few_slow_steps_do_not_set_the_estimate(monkeypatch):
+    """The step time is the median of the measured steps: three steps slowed by 0.3 s (a transient load)
+    leave it at the fast steps' cost instead of raising the mean by 75 ms."""
+    import time
+
+    splits = load_dataset("digits", input_size=32, seed=0)
+    cfg = TrainConfig(augment="none", epochs=1).with_defaults()
+    model = create_model("lenet5", num_classes=10, in_chans=1, input_size=(32, 32))
+    meta = WeightsMeta(model="lenet5", model_args={}, num_classes=10, classes=splits.classes, input_size=[1, 32, 32],
+                       mean=list(splits.mean), std=list(splits.std), dataset="digits", source="test")  # fmt: skip
+    trainer = Trainer(model, cfg, splits, meta, None, torch.device("cpu"))
+    step, calls = trainer.train_step, []
+
+    def sometimes_slow(x, y):
+        calls.append(1)
+        if len(calls) in (4, 7, 10):  # 3 of the 12 measured steps (after 2 warm-up steps)
+            time.sleep(0.3)
+        return step(x, y)
+
+    monkeypatch.setattr(trainer, "train_step", sometimes_slow)
+    per_step, _, steps = measure_epoch_seconds(trainer, steps=12, warmup=2)
+    assert steps == 12 and len(calls) == 14
+    assert per_step < 0.1, per_step  # a LeNet-5 step on digits takes a few ms; the mean would be above 0.075

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 
 from .device import forked_rng, synchronize
@@ -20,6 +21,8 @@ from .loop import Trainer
 def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) -> tuple[float, float, int]:
     """(seconds per training step, seconds per validation pass, steps measured) on ``trainer``'s data.
 
+    A step's time is the median of the measured steps: a few slow ones (a transient load on the machine,
+    a first call's set-up) once made the estimate twice the real cost, and the run used half its budget.
     The steps are real training steps (loader, augmentation, forward, backward, update) at the run's
     first learning rate; afterwards the model, optimiser and loss scaler are restored, and the random
     generators (CPU and device) were forked, so the run starts exactly as it would have without it.
@@ -34,19 +37,23 @@ def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) ->
             model.train()
             trainer.schedule.set_step(0)
             trainer.train_loader.set_epoch(0)
-            n, t0 = 0, 0.0
+            n, last, times = 0, 0.0, []
             while n < warmup + steps:
                 for x, y in trainer.train_loader:
                     if n == warmup:
                         synchronize(device)
-                        t0 = time.perf_counter()
+                        last = time.perf_counter()
                     trainer.train_step(x, y)
                     n += 1
+                    if n > warmup:  # each step from the end of the one before: batch loading included
+                        synchronize(device)
+                        now = time.perf_counter()
+                        times.append(now - last)
+                        last = now
                     if n >= warmup + steps:
                         break
-            synchronize(device)
-            timed = n - warmup
-            per_step = (time.perf_counter() - t0) / max(timed, 1)
+            per_step = statistics.median(times) if times else 0.0
+            timed = len(times)
             t1 = time.perf_counter()
             if len(trainer.data.val):
                 trainer.evaluate(trainer.data.val)
@@ -72,6 +79,6 @@ def fit_epochs_to_budget(trainer: Trainer, budget_s: float) -> tuple[int, str]:
     spent = time.perf_counter() - t0
     per_epoch = per_step * len(trainer.train_loader) + per_eval
     epochs = max(1, math.floor((budget_s - spent) / max(per_epoch, 1e-9)))
-    reason = (f"--time-budget {budget_s:g}: {per_epoch:.3g} s per epoch ({per_step * 1000:.3g} ms per step over "
-              f"{timed} measured steps, {per_eval:.3g} s validation) -> {epochs} epoch(s)")  # fmt: skip
+    reason = (f"--time-budget {budget_s:g}: {per_epoch:.3g} s per epoch ({per_step * 1000:.3g} ms per step, the "
+              f"median of {timed} measured steps, {per_eval:.3g} s validation) -> {epochs} epoch(s)")  # fmt: skip
     return epochs, reason
