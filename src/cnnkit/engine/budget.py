@@ -54,11 +54,7 @@ def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) ->
                         break
             per_step = statistics.median(times) if times else 0.0
             timed = len(times)
-            t1 = time.perf_counter()
-            if len(trainer.data.val):
-                trainer.evaluate(trainer.data.val)
-            synchronize(device)
-            per_eval = time.perf_counter() - t1
+            per_eval = _time_validation(trainer)
     finally:
         trainer.callbacks = callbacks
         model.load_state_dict(saved[0])
@@ -66,6 +62,23 @@ def measure_epoch_seconds(trainer: Trainer, steps: int = 12, warmup: int = 2) ->
         trainer.scaler.load_state_dict(saved[2])
         model.train(was_training)
     return per_step, per_eval, timed
+
+
+def _time_validation(trainer: Trainer, again_below_s: float = 1.0) -> float:
+    """Seconds for one validation pass. The first pass pays one-time set-up (the evaluation loader, the
+    kernels for its batch shape): on digits 0.078 s against 0.018 s afterwards, a third of the estimated
+    epoch. So a short pass is timed twice and the faster counts; a long one, where set-up is noise, once."""
+    if not len(trainer.data.val):
+        return 0.0
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        trainer.evaluate(trainer.data.val)
+        synchronize(trainer.device)
+        best = min(best, time.perf_counter() - t)
+        if best >= again_below_s:
+            break
+    return best
 
 
 def fit_epochs_to_budget(trainer: Trainer, budget_s: float) -> tuple[int, str]:
