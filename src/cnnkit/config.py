@@ -70,6 +70,9 @@ class TrainConfig:
     # what
     model: str = _f("lenet5", "model name (`cnnkit models` lists them)")
     model_args: dict = _f({}, "extra keyword arguments for the model builder (YAML mapping)")
+    weights: str | None = _f(None, "start a new run from these weights: a .safetensors or .pt state dict of the same "
+                             "model and classes, e.g. another run's best.safetensors (`cnnkit finetune --weights` for "
+                             "data with other classes)", metavar="FILE")
     data: str = _f("digits", "dataset name, folder:PATH, csv:FILE, or a class subset of any of them: "
                    "'subset:digits?classes=0,1,2,3,4' (`cnnkit datasets` lists the names)")
     data_root: str | None = _f(None, "where standard datasets live (default: $CNNKIT_DATA or ~/.cache/cnnkit/data)")

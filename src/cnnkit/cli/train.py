@@ -85,8 +85,10 @@ def registry_help(width: int = 79) -> str:
     return "\n".join(out)
 
 
-def given_overrides(args: argparse.Namespace) -> dict:
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+def given_overrides(args: argparse.Namespace, skip: tuple[str, ...] = ()) -> dict:
+    """The config fields given on the command line (``skip``: a command's own flags that share a field's name)."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+            if f.name not in skip and getattr(args, f.name, None) is not None}  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML file of training options")
     add_run_folder_flags(p, "fine-tune run")
     # Fine-tuning refuses `--lr find` (the range test would sweep the frozen and unfrozen phases as one).
-    add_config_flags(p, helps={"lr": "learning rate of the new head and, times --backbone-lr-mult after "
+    add_config_flags(p, skip=("weights",), helps={"lr": "learning rate of the new head and, times --backbone-lr-mult after "
                                      "unfreezing, of the pretrained layers (default: the model's recipe, else the "
                                      "optimiser's own, e.g. 0.05 for sgd and 0.001 for adam)"})  # fmt: skip
 
@@ -142,7 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_finetune(args: argparse.Namespace) -> int:
     from ..transfer import finetune
 
-    over = given_overrides(args)
+    over = given_overrides(args, skip=("weights",))  # finetune's --weights is its source, not a train option
     if args.resume:
         result = finetune(resume=args.resume, quiet=args.quiet, **over)
     else:

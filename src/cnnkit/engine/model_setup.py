@@ -14,7 +14,9 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..data import DatasetSplits
+from ..errors import CheckpointError, ConfigError
 from ..models import create_model
+from ..models.weights import load_weights
 from .data_init import init_from_data
 
 
@@ -47,6 +49,9 @@ def build_model(
     """
     torch.manual_seed(cfg.seed)
     if model_fn is not None:
+        if cfg.weights:
+            raise ConfigError(f"weights: {cfg.weights} starts a plain training run; this run builds its own model",
+                              hint="remove `weights` from the options (cnnkit finetune takes its own --weights)")
         built = model_fn(cfg, data)
         setup = built if isinstance(built, ModelSetup) else ModelSetup(built)
     else:
@@ -54,7 +59,23 @@ def build_model(
         model = create_model(
             cfg.model, num_classes=data.num_classes, in_chans=c, input_size=(h, w), **cfg.model_args
         )
-        setup = ModelSetup(init_from_data(model, data, cfg.seed, new_run=new_run))
+        if cfg.weights and new_run:  # the file's weights replace the initialisation, data-dependent or not
+            setup = ModelSetup(_start_from(model, cfg.weights, data.num_classes))
+        else:  # a resumed run (new_run=False) loads its checkpoint instead
+            setup = ModelSetup(init_from_data(model, data, cfg.seed, new_run=new_run))
     if setup.mean is not None and setup.std is not None:
         data.mean, data.std = tuple(setup.mean), tuple(setup.std)
     return setup
+
+
+def _start_from(model: nn.Module, path: str, num_classes: int) -> nn.Module:
+    """``model`` with the weights of ``path`` (every key and shape must match: a new start, not a transfer)."""
+    try:
+        load_weights(model, path)
+    except CheckpointError as e:
+        if "classifier" in (e.hint or ""):  # same network, another class count: what finetune is for
+            raise CheckpointError(f"--weights {path}: {e.message}",
+                                  hint=f"this data has {num_classes} classes; to reuse the other layers on it, run "
+                                  f"`cnnkit finetune --weights {path}` with the same --model") from None  # fmt: skip
+        raise CheckpointError(f"--weights {path}: {e.message}", hint=e.hint) from None
+    return model
