@@ -52,13 +52,19 @@ def test_budget_and_epochs_together_are_refused(tmp_path):
         cnnkit.train(time_budget=-1, runs_dir=str(tmp_path), quiet=True)
 
 
-def test_measuring_leaves_the_trainer_as_it_was():
+def _digits_trainer(augment: str, epochs: int) -> Trainer:
+    """A LeNet-5 trainer on digits, built directly (no run folder)."""
     splits = load_dataset("digits", input_size=32, seed=0)
-    cfg = TrainConfig(augment="translate=1", epochs=2).with_defaults()
+    cfg = TrainConfig(augment=augment, epochs=epochs).with_defaults()
     model = create_model("lenet5", num_classes=10, in_chans=1, input_size=(32, 32))
     meta = WeightsMeta(model="lenet5", model_args={}, num_classes=10, classes=splits.classes, input_size=[1, 32, 32],
                        mean=list(splits.mean), std=list(splits.std), dataset="digits", source="test")  # fmt: skip
-    trainer = Trainer(model, cfg, splits, meta, None, torch.device("cpu"))
+    return Trainer(model, cfg, splits, meta, None, torch.device("cpu"))
+
+
+def test_measuring_leaves_the_trainer_as_it_was():
+    trainer = _digits_trainer("translate=1", epochs=2)
+    model = trainer.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     per_step, per_eval, steps = measure_epoch_seconds(trainer, steps=3, warmup=1)
@@ -74,12 +80,7 @@ def test_a_few_slow_steps_and_a_slow_first_validation_do_not_set_the_estimate(mo
     timed twice, so the first one's set-up does not count."""
     import time
 
-    splits = load_dataset("digits", input_size=32, seed=0)
-    cfg = TrainConfig(augment="none", epochs=1).with_defaults()
-    model = create_model("lenet5", num_classes=10, in_chans=1, input_size=(32, 32))
-    meta = WeightsMeta(model="lenet5", model_args={}, num_classes=10, classes=splits.classes, input_size=[1, 32, 32],
-                       mean=list(splits.mean), std=list(splits.std), dataset="digits", source="test")  # fmt: skip
-    trainer = Trainer(model, cfg, splits, meta, None, torch.device("cpu"))
+    trainer = _digits_trainer("none", epochs=1)
     step, calls = trainer.train_step, []
 
     def sometimes_slow(x, y):
