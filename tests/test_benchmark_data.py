@@ -6,7 +6,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import sys
 import tarfile
 from pathlib import Path
 
@@ -22,8 +21,7 @@ def peers(monkeypatch: pytest.MonkeyPatch):
     spec = importlib.util.spec_from_file_location("peers_under_test", BENCHMARKS / "peers.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop("peers_under_test", None)
+    return mod
 
 
 def _npm_tarball(path: Path, per_digit: int = 3) -> np.ndarray:

@@ -43,6 +43,8 @@ class ModelError(CnnkitError):
 class CheckpointError(CnnkitError):
     """A missing, corrupt or mismatched checkpoint or run folder."""
 
+    classifier_only = False  # weights that fit but for the classifier (another class count): set where raised
+
 
 class RunExistsError(CnnkitError):
     """A run folder that already exists and would be overwritten."""

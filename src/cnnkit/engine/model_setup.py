@@ -73,7 +73,7 @@ def _start_from(model: nn.Module, path: str, num_classes: int) -> nn.Module:
     try:
         load_weights(model, path)
     except CheckpointError as e:
-        if "classifier" in (e.hint or ""):  # same network, another class count: what finetune is for
+        if e.classifier_only:  # same network, another class count: what finetune is for
             raise CheckpointError(f"--weights {path}: {e.message}",
                                   hint=f"this data has {num_classes} classes; to reuse the other layers on it, run "
                                   f"`cnnkit finetune --weights {path}` with the same --model") from None  # fmt: skip

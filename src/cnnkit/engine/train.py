@@ -332,9 +332,9 @@ def _train_locked(
             reporter.print(line)
     else:
         n, nt = count_params(model), count_params(model, trainable_only=True)
-        frozen = (f", {n - nt:,} frozen" if nt < n else "") + (f", starting from {cfg.weights}" if cfg.weights else "")
+        extra = (f", {n - nt:,} frozen" if nt < n else "") + (f", starting from {cfg.weights}" if cfg.weights else "")
         reporter.print(
-            f"training {cfg.model} ({n:,} parameters{frozen}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
+            f"training {cfg.model} ({n:,} parameters{extra}) on {cfg.data}: {len(data.train)} train / {len(data.val)} val / "
             f"{len(data.test)} test images of {c}x{h}x{w}, {data.num_classes} classes, on {device.type}"
         )
         for line in header:

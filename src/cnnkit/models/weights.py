@@ -161,7 +161,9 @@ def load_state_dict_checked(
         if k in own and state[k].shape != own[k].shape
     ]
     if strict and (report.missing or report.unexpected or report.mismatched):
-        raise CheckpointError(_mismatch_message(model, source, report, own), hint=_mismatch_hint(model, report))
+        err = CheckpointError(_mismatch_message(model, source, report, own), hint=_mismatch_hint(model, report))
+        err.classifier_only = _classifier_only(model, report)  # callers word their own hint for that case
+        raise err
     good = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(good, strict=False)
     report.loaded = len(good)
@@ -182,9 +184,14 @@ def _mismatch_message(model: nn.Module, source: str, r: LoadReport, own: Mapping
     return f"weights from {source} do not fit model {name!r}: " + "; ".join(parts)
 
 
-def _mismatch_hint(model: nn.Module, r: LoadReport) -> str:
+def _classifier_only(model: nn.Module, r: LoadReport) -> bool:
+    """Whether only the classifier's shapes differ (the same network trained for another class count)."""
     prefixes = tuple(_classifier_prefixes(model))
-    if prefixes and r.mismatched and all(m.startswith(prefixes) for m in r.mismatched):
+    return bool(prefixes and r.mismatched and all(m.startswith(prefixes) for m in r.mismatched))
+
+
+def _mismatch_hint(model: nn.Module, r: LoadReport) -> str:
+    if _classifier_only(model, r):
         return ("only the classifier differs: was it trained with a different --num-classes? Build the model with "
                 "that number of classes, or load the backbone alone with skip_classifier=True")
     if r.mismatched:
