@@ -160,6 +160,8 @@ class TrainConfig:
             check_run_name(self.name)
         if not self.runs_dir.strip():
             raise ConfigError("--runs-dir must not be empty", hint="e.g. --runs-dir runs")
+        if self.weights is not None and not self.weights.strip():  # an empty value must not mean "no weights"
+            raise ConfigError("--weights must not be empty", hint="e.g. --weights runs/demo/best.safetensors")
         reserved = sorted(set(self.model_args) & {"num_classes", "in_chans", "input_size"})
         if reserved:  # the data decides these; passing them twice would fail deep inside the model builder
             raise ConfigError(f"--model-args cannot set {', '.join(reserved)}",

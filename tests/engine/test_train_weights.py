@@ -43,6 +43,8 @@ def test_weights_for_other_classes_point_to_finetune_and_leave_no_run(source, tm
     err = capsys.readouterr().err
     assert err.startswith(f"error: --weights {source / 'best.safetensors'}: ") and "cnnkit finetune --weights" in err
     assert "Traceback" not in err and not (tmp_path / "c").exists()
+    with pytest.raises(ConfigError, match="--weights must not be empty"):
+        cnnkit.train(name="d", runs_dir=str(tmp_path), weights=" ", **FAST)
     with pytest.raises(CheckpointError, match="does not exist"):
         cnnkit.train(name="d", runs_dir=str(tmp_path), weights=str(tmp_path / "missing.pt"), **FAST)
     assert not (tmp_path / "d").exists()
